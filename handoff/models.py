@@ -1,0 +1,125 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from leads.models import Lead, Stage
+
+
+class RejectionReason(models.Model):
+    code = models.SlugField(max_length=50, unique=True)
+    label = models.CharField(max_length=100)
+    active = models.BooleanField(default=True, help_text="Inactive reasons are hidden on the board.")
+    disqualifies = models.BooleanField(
+        default=False,
+        help_text="Rejecting with this reason disqualifies the lead instead of recycling it.",
+    )
+
+    class Meta:
+        ordering = ["label"]
+
+    def __str__(self):
+        return self.label
+
+
+class Handoff(models.Model):
+    """One MQL episode of a lead, from promotion to its outcome."""
+
+    class Outcome(models.TextChoices):
+        REJECTED = "rejected", "Rejected (recycled)"
+        DISQUALIFIED = "disqualified", "Disqualified"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="handoffs")
+    # Mirrors the lead's stage while the episode is open; written only by handoff.services.
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.MQL)
+    created_at = models.DateTimeField(default=timezone.now, help_text="When the lead became an MQL.")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="handoffs",
+    )
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    qualified_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
+    rejection_reason = models.ForeignKey(
+        RejectionReason, null=True, blank=True, on_delete=models.PROTECT, related_name="handoffs"
+    )
+    rejection_note = models.TextField(blank=True)
+    score_at_mql = models.IntegerField(default=0)
+    breakdown_at_mql = models.JSONField(default=list, blank=True)
+    model_version = models.CharField(max_length=100, blank=True, help_text="Scoring model at MQL time.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # A lead has at most one open episode.
+            models.UniqueConstraint(
+                fields=["lead"], condition=models.Q(closed_at__isnull=True), name="one_open_handoff_per_lead"
+            ),
+        ]
+        indexes = [
+            # The board: open handoffs by stage, oldest first.
+            models.Index(
+                fields=["stage", "created_at"],
+                name="handoff_open_stage_idx",
+                condition=models.Q(closed_at__isnull=True),
+            ),
+            # Board filter "mine" and per-SDR reports.
+            models.Index(fields=["assignee", "stage"], name="handoff_assignee_stage_idx"),
+            # Reports filter by MQL date.
+            models.Index(fields=["created_at"], name="handoff_created_idx"),
+        ]
+        permissions = [
+            ("work_handoff", "Can accept, qualify and reject handoffs on the board"),
+            ("reassign_handoff", "Can reassign handoffs to another SDR"),
+            ("view_reports", "Can view alignment reports"),
+        ]
+
+    def __str__(self):
+        return f"{self.lead} ({self.get_stage_display()})"
+
+
+class Transition(models.Model):
+    """Append-only audit row for every stage change. Never edited or deleted."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="transitions")
+    handoff = models.ForeignKey(
+        Handoff, null=True, blank=True, on_delete=models.CASCADE, related_name="transitions"
+    )
+    from_stage = models.CharField(max_length=20, choices=Stage.choices)
+    to_stage = models.CharField(max_length=20, choices=Stage.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        help_text="Empty for the system.",
+    )
+    at = models.DateTimeField(default=timezone.now)
+    reason = models.ForeignKey(RejectionReason, null=True, blank=True, on_delete=models.PROTECT)
+    note = models.TextField(blank=True)
+    score = models.IntegerField(help_text="The lead's score at the time.")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # Lead detail: its history in order; reports: transitions by target stage and time.
+            models.Index(fields=["lead", "at"], name="transition_lead_time_idx"),
+            models.Index(fields=["to_stage", "at"], name="transition_stage_time_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.lead}: {self.from_stage} → {self.to_stage}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Transitions are append-only and cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Transitions are append-only and cannot be deleted.")

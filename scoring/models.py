@@ -1,0 +1,1 @@
+# Scoring models and rules arrive with the scoring engine (issue 3).

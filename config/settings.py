@@ -21,7 +21,10 @@ def _read(name, reader, **kwargs):
     try:
         return reader(name, **kwargs)
     except EnvError as exc:
-        raise ImproperlyConfigured(f"Environment variable {name} is invalid: {exc}") from exc
+        message = str(exc)
+        if name not in message:
+            message = f'Environment variable "{name}" invalid: {message}'
+        raise ImproperlyConfigured(message) from exc
 
 
 DEBUG = _read("DEBUG", env.bool, default=False)
@@ -101,6 +104,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] not in (
+    "django.db.backends.postgresql",
+    "django.db.backends.sqlite3",
+):
+    raise ImproperlyConfigured(
+        'Environment variable "DATABASE_URL" invalid: Accord runs on PostgreSQL (postgres://...) '
+        "or SQLite (sqlite:///path)."
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth ----------------------------------------------------------------------------------
@@ -187,3 +198,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": _read("LOG_LEVEL", env.str, default="INFO")},
 }
+
+# --- CSV import (django-import-export) --------------------------------------------------------
+# Importing needs the leads.import_lead permission (Marketers); a file is imported in one transaction.
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "import"
+IMPORT_EXPORT_USE_TRANSACTIONS = True
+IMPORT_EXPORT_SKIP_ADMIN_LOG = False

@@ -1,6 +1,8 @@
 """CSV import of leads (django-import-export). Scores and stages are never imported: they belong to
 the scoring engine and the state machine."""
 
+from decimal import InvalidOperation
+
 from import_export import fields, resources, widgets
 
 from .models import Campaign, Lead
@@ -33,7 +35,33 @@ class StrictForeignKeyWidget(widgets.ForeignKeyWidget):
             raise ValueError(f'unknown campaign "{value}"') from None
 
 
+class FriendlyNumberWidget:
+    """Turn the widget's low-level conversion error into a message a marketer understands."""
+
+    kind = "number"
+
+    def clean(self, value, row=None, **kwargs):
+        try:
+            return super().clean(value, row, **kwargs)
+        except (InvalidOperation, ValueError, TypeError):
+            raise ValueError(f'"{value}" is not a {self.kind}') from None
+
+
+class WholeNumberWidget(FriendlyNumberWidget, widgets.IntegerWidget):
+    kind = "whole number"
+
+
+class DecimalNumberWidget(FriendlyNumberWidget, widgets.DecimalWidget):
+    kind = "number"
+
+
 class LeadResource(resources.ModelResource):
+    company_size = fields.Field(
+        attribute="company_size", column_name="company_size", widget=WholeNumberWidget()
+    )
+    annual_revenue = fields.Field(
+        attribute="annual_revenue", column_name="annual_revenue", widget=DecimalNumberWidget()
+    )
     campaign = fields.Field(
         attribute="campaign",
         column_name="campaign",

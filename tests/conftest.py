@@ -1,0 +1,51 @@
+import os
+
+import pytest
+
+from tests.leads.factories import UserFactory
+
+# Under .ci/run every service-dependent test must run: a skip there is a failure.
+REQUIRE_SERVICES = os.environ.get("ACCORD_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str):
+    """Skip a test whose service is missing on a laptop; fail it in CI (ACCORD_REQUIRE_SERVICES=1)."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (ACCORD_REQUIRE_SERVICES=1: a skip here is a failure)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def marketer(db):
+    return UserFactory(username="marketer", role="Marketer")
+
+
+@pytest.fixture
+def sdr(db):
+    return UserFactory(username="sdr", role="SDR")
+
+
+@pytest.fixture
+def sdr2(db):
+    return UserFactory(username="sdr2", role="SDR")
+
+
+@pytest.fixture
+def manager(db):
+    return UserFactory(username="manager", role="Manager")
+
+
+@pytest.fixture
+def client_for(client):
+    """client_for(user) -> the test client signed in as that user."""
+
+    def sign_in(user):
+        client.force_login(user)
+        return client
+
+    return sign_in
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,73 @@
+import pytest
+from django.db import IntegrityError, transaction
+
+from handoff.models import Transition
+from leads.models import Interaction, InteractionKind, Lead
+from leads.services import api_token_authenticate, api_token_create, api_token_revoke
+from tests.handoff.factories import HandoffFactory, TransitionFactory
+from tests.leads.factories import InteractionFactory, LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_refuses_a_second_lead_with_the_same_email_in_another_case():
+    LeadFactory(email="Ann.Lee@Acme.com")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LeadFactory(email="ann.lee@acme.COM")
+    assert Lead.objects.count() == 1
+
+
+def test_it_refuses_a_duplicate_interaction_external_id():
+    first = InteractionFactory(external_id="hubspot-42")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InteractionFactory(external_id="hubspot-42", lead=first.lead)
+    assert Interaction.objects.filter(external_id="hubspot-42").count() == 1
+
+
+def test_it_refuses_an_unknown_stage_at_the_database():
+    lead = LeadFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Lead.objects.filter(pk=lead.pk).update(stage="promoted")
+
+
+def test_it_allows_only_one_open_handoff_per_lead():
+    handoff = HandoffFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        HandoffFactory(lead=handoff.lead)
+
+
+def test_the_migration_seeds_the_interaction_kinds_of_the_design():
+    assert set(InteractionKind.objects.values_list("slug", flat=True)) >= {
+        "page_view",
+        "pricing_page_view",
+        "content_download",
+        "webinar_attended",
+        "email_click",
+        "demo_request",
+        "contact_sales",
+        "unsubscribe",
+    }
+
+
+def test_a_transition_cannot_be_edited_or_deleted():
+    transition = TransitionFactory()
+    transition.note = "rewritten history"
+    with pytest.raises(ValueError):
+        transition.save()
+    with pytest.raises(ValueError):
+        transition.delete()
+    assert Transition.objects.get(pk=transition.pk).note == ""
+
+
+def test_an_api_token_is_stored_hashed_and_authenticates_until_revoked():
+    token, raw = api_token_create(name="zapier")
+    assert raw not in token.token_hash and token.token_hash != raw
+    assert api_token_authenticate(raw) == token
+    assert api_token_authenticate(raw + "x") is None
+
+    api_token_revoke(tokens=type(token).objects.filter(pk=token.pk))
+    assert api_token_authenticate(raw) is None
+
+
+def test_email_domain_is_the_lowercased_part_after_the_at():
+    assert LeadFactory.build(email="Bo@Sub.Example.COM").email_domain == "sub.example.com"

@@ -188,7 +188,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# An unacknowledged task (its worker died) is redelivered after this many seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900}
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- Logging -------------------------------------------------------------------------------
@@ -204,3 +205,24 @@ LOGGING = {
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "import"
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = False
+
+# --- Accord --------------------------------------------------------------------------------
+# Hours an SDR has to accept or reject a new MQL.
+ACCORD_SLA_HOURS = _read("ACCORD_SLA_HOURS", env.int, default=24)
+# How new MQLs are assigned to active SDRs: "round_robin" or "least_loaded".
+ACCORD_ASSIGNMENT = _read("ACCORD_ASSIGNMENT", env.str, default="round_robin")
+if ACCORD_ASSIGNMENT not in ("round_robin", "least_loaded"):
+    raise ImproperlyConfigured('Environment variable "ACCORD_ASSIGNMENT" invalid: use round_robin or least_loaded.')
+# The sweep rescores leads still flagged this many seconds after their interaction arrived
+# (their task was lost, e.g. the broker was down).
+ACCORD_SWEEP_SECONDS = _read("ACCORD_SWEEP_SECONDS", env.int, default=30)
+# How often engagement decay is applied to every lead with time-dependent rules.
+ACCORD_DECAY_MINUTES = _read("ACCORD_DECAY_MINUTES", env.int, default=60)
+
+# Fail fast when the broker is down: the request still succeeds and the sweep catches up.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BEAT_SCHEDULE = {
+    "rescore-sweep": {"task": "scoring.tasks.rescore_sweep", "schedule": float(ACCORD_SWEEP_SECONDS)},
+    "rescore-decay": {"task": "scoring.tasks.rescore_decay", "schedule": 60.0 * ACCORD_DECAY_MINUTES},
+}

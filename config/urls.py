@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from leads import views as lead_views
+from leads.api import api
 
 admin.site.site_header = "Accord administration"
 admin.site.site_title = "Accord"
@@ -13,5 +14,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", lead_views.healthz, name="healthz"),
+    path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -1,7 +1,9 @@
 import pytest
 from django.core.management import call_command
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: the flush after a transactional test would otherwise drop the groups,
+# kinds and reasons that migrations seed.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_a_demo_user_signs_in_through_the_login_page(page, live_server, sign_in):

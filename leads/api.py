@@ -1,0 +1,5 @@
+"""JSON API (django-ninja) — being written; see DESIGN.md "JSON API"."""
+
+from ninja import NinjaAPI
+
+api = NinjaAPI(title="Accord API", version="1", urls_namespace="api")

@@ -1,0 +1,350 @@
+"""Writes for scoring: rescoring leads (some or all), publishing models, previewing impact.
+
+Concurrency rules (PostgreSQL; SQLite serialises writers anyway):
+- A rescore locks its leads with FOR NO KEY UPDATE SKIP LOCKED, reads their interactions, writes
+  scores and clears the rescore flag, all in one transaction. A lead locked by another rescore is
+  skipped: whoever holds it either saw our interaction already or will be followed by the task
+  enqueued when that interaction committed (its flag update waits for the lock).
+- Ingestion sets the flag in lead-id order (same order as bulk runs), so they cannot deadlock.
+- The flag is only cleared by a rescore that read the lead's interactions after the flag was set,
+  and the periodic sweep rescores any lead still flagged: no interaction is ever left unscored.
+"""
+
+import logging
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from handoff.services import PROMOTABLE, TransitionConflict, lead_promote_to_mql
+from leads.models import Interaction, InteractionKind, Lead
+
+from . import engine
+from .models import RescoreRun, ScoringModel
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1000  # leads per transaction in bulk runs and sweeps
+SCORE_FIELDS = ["score", "fit_score", "engagement_score", "score_breakdown", "scored_at", "rescore_requested_at"]
+FACT_FIELDS = [name for name in engine.LEAD_FIELDS if name != "email_domain"]
+
+
+@dataclass
+class RescoreOutcome:
+    scored: int = 0
+    changed: int = 0
+    promoted: int = 0
+    skipped: int = 0  # locked by another rescore
+
+    def add(self, other: "RescoreOutcome") -> None:
+        self.scored += other.scored
+        self.changed += other.changed
+        self.promoted += other.promoted
+        self.skipped += other.skipped
+
+
+@dataclass
+class Impact:
+    total: int = 0
+    changed: int = 0
+    new_mqls: int = 0
+    sample: list = field(default_factory=list)
+
+
+# --- the active model ---------------------------------------------------------------------------
+
+
+def active_model() -> ScoringModel | None:
+    return ScoringModel.objects.filter(status=ScoringModel.Status.ACTIVE).first()
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    model: ScoringModel
+    spec: engine.ModelSpec
+    kind_slugs: dict  # kind id → slug, for the kinds the rules use
+    positive_kinds: frozenset  # slugs of kinds that can raise the score (recycled leads' rule)
+
+
+def _compile(model: ScoringModel) -> _Compiled:
+    spec = model.to_spec()
+    used = {rule.kind for rule in spec.behavior_rules}
+    kind_slugs = dict(InteractionKind.objects.filter(slug__in=used).values_list("id", "slug"))
+    positive = frozenset(rule.kind for rule in spec.behavior_rules if rule.points > 0)
+    return _Compiled(model, spec, kind_slugs, positive)
+
+
+# --- scoring a set of leads ---------------------------------------------------------------------
+
+
+def _interactions_by_lead(lead_ids: Collection[int], kind_slugs: dict) -> dict[int, list]:
+    """The interactions that any behaviour rule could count, grouped by lead (one query)."""
+    grouped: dict[int, list] = {lead_id: [] for lead_id in lead_ids}
+    if not kind_slugs or not lead_ids:
+        return grouped
+    rows = Interaction.objects.filter(lead_id__in=lead_ids, kind_id__in=list(kind_slugs)).values_list(
+        "lead_id", "kind_id", "occurred_at", "properties", "external_id"
+    )
+    for lead_id, kind_id, occurred_at, properties, external_id in rows.iterator(chunk_size=5000):
+        grouped[lead_id].append(
+            engine.InteractionFact(kind_slugs[kind_id], occurred_at, properties or {}, external_id)
+        )
+    return grouped
+
+
+def _score(compiled: _Compiled, leads: list[Lead], now: datetime) -> tuple[dict, dict]:
+    interactions = _interactions_by_lead([lead.pk for lead in leads], compiled.kind_slugs)
+    results = {
+        lead.pk: engine.score_lead(compiled.spec, engine.lead_facts(lead), interactions[lead.pk], now)
+        for lead in leads
+    }
+    return results, interactions
+
+
+def _has_new_engagement(compiled: _Compiled, lead: Lead, facts: list) -> bool:
+    """A recycled lead becomes an MQL again only after positive engagement since its rejection."""
+    return any(f.kind in compiled.positive_kinds and f.occurred_at > lead.stage_changed_at for f in facts)
+
+
+def _apply(compiled: _Compiled, leads: list[Lead], now: datetime) -> RescoreOutcome:
+    """Score `leads` (already locked), write what changed, clear flags, promote new MQLs."""
+    results, interactions = _score(compiled, leads, now)
+    outcome = RescoreOutcome(scored=len(leads))
+    dirty = []
+    for lead in leads:
+        result = results[lead.pk]
+        breakdown = list(result.breakdown)
+        changed = (lead.score, lead.fit_score, lead.engagement_score, lead.score_breakdown) != (
+            result.score, result.fit_score, result.engagement_score, breakdown
+        )
+        if changed or lead.rescore_requested_at is not None or lead.scored_at is None:
+            outcome.changed += changed
+            lead.score, lead.fit_score, lead.engagement_score = result.score, result.fit_score, result.engagement_score
+            lead.score_breakdown, lead.scored_at, lead.rescore_requested_at = breakdown, now, None
+            dirty.append(lead)
+    if dirty:
+        Lead.objects.bulk_update(dirty, SCORE_FIELDS, batch_size=500)
+    version = compiled.model.version_label
+    for lead in leads:
+        result = results[lead.pk]
+        if lead.stage not in PROMOTABLE or not result.qualifies(compiled.spec):
+            continue
+        if lead.stage == "recycled" and not _has_new_engagement(compiled, lead, interactions[lead.pk]):
+            continue
+        try:
+            lead_promote_to_mql(
+                lead=lead, score=result.score, breakdown=result.breakdown, model_version=version, now=now
+            )
+            outcome.promoted += 1
+        except TransitionConflict:
+            log.info("lead %s moved while being promoted; left as is", lead.pk)
+    return outcome
+
+
+def _locked(lead_ids: Iterable[int], *, skip_locked: bool):
+    qs = Lead.objects.filter(pk__in=list(lead_ids)).order_by("pk")
+    if connection.features.has_select_for_update:
+        qs = qs.select_for_update(no_key=True, skip_locked=skip_locked, of=("self",))
+    return list(qs)
+
+
+def leads_rescore(*, lead_ids: Collection[int], only_flagged: bool = False, now: datetime | None = None) -> RescoreOutcome:
+    """Rescore these leads with the active model now.
+
+    only_flagged: skip leads whose flag is already clear (a later rescore already covered them) —
+    this is what turns a burst of interactions for one lead into a single rescore.
+    """
+    ids = sorted(set(lead_ids))
+    outcome = RescoreOutcome()
+    for start in range(0, len(ids), CHUNK):
+        with transaction.atomic():
+            model = active_model()
+            leads = _locked(ids[start : start + CHUNK], skip_locked=True)
+            outcome.skipped += len(ids[start : start + CHUNK]) - len(leads)
+            if only_flagged:
+                leads = [lead for lead in leads if lead.rescore_requested_at is not None]
+            if not leads:
+                continue
+            if model is None:
+                # Nothing to score with: clear the flags so the sweep does not spin on them.
+                Lead.objects.filter(pk__in=[lead.pk for lead in leads]).update(rescore_requested_at=None)
+                continue
+            outcome.add(_apply(_compile(model), leads, now or timezone.now()))
+    return outcome
+
+
+def leads_request_rescore(*, lead_ids: Collection[int]) -> None:
+    """Flag leads as needing a rescore and enqueue it once the caller's transaction commits."""
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        # Lock in id order (as rescores do) so concurrent writers cannot deadlock.
+        locked = Lead.objects.filter(pk__in=ids).order_by("pk")
+        if connection.features.has_select_for_update:
+            list(locked.select_for_update(no_key=True).values_list("pk", flat=True))
+        Lead.objects.filter(pk__in=ids).update(rescore_requested_at=now)
+    from .tasks import enqueue_rescore
+
+    transaction.on_commit(partial(enqueue_rescore, ids))
+
+
+def rescore_sweep(*, now: datetime | None = None, grace_seconds: int | None = None) -> RescoreOutcome:
+    """Rescore every lead flagged for longer than the grace period (its task was lost or is late)."""
+    now = now or timezone.now()
+    grace = settings.ACCORD_SWEEP_SECONDS if grace_seconds is None else grace_seconds
+    cutoff = now - timedelta(seconds=grace)
+    _restart_stalled_runs(now=now, cutoff=cutoff)
+    outcome = RescoreOutcome()
+    while True:
+        ids = list(
+            Lead.objects.filter(rescore_requested_at__lte=cutoff)
+            .order_by("rescore_requested_at")
+            .values_list("pk", flat=True)[:CHUNK]
+        )
+        if not ids:
+            return outcome
+        step = leads_rescore(lead_ids=ids, only_flagged=True)
+        outcome.add(step)
+        if step.scored == 0:
+            return outcome  # all locked by running rescores: they will clear them
+
+
+# --- bulk runs ------------------------------------------------------------------------------------
+
+RUN_STALLED_AFTER = timedelta(minutes=5)
+
+
+def _restart_stalled_runs(*, now: datetime, cutoff: datetime) -> None:
+    """Re-enqueue runs whose task was lost (never started) or whose worker died mid-way."""
+    from .tasks import enqueue_rescore_run
+
+    stalled = RescoreRun.objects.filter(status=RescoreRun.Status.QUEUED, created_at__lte=cutoff) | (
+        RescoreRun.objects.filter(status=RescoreRun.Status.RUNNING, heartbeat_at__lte=now - RUN_STALLED_AFTER)
+    )
+    for run_id in stalled.values_list("pk", flat=True):
+        log.warning("restarting stalled rescore run %s", run_id)
+        enqueue_rescore_run(run_id)
+
+
+def rescore_run_start(*, model: ScoringModel, reason: str) -> RescoreRun:
+    """Create a bulk run of every lead and start it after commit."""
+    run = RescoreRun.objects.create(model=model, reason=reason, total=Lead.objects.count())
+    from .tasks import enqueue_rescore_run
+
+    transaction.on_commit(partial(enqueue_rescore_run, run.pk))
+    return run
+
+
+def rescore_run_execute(*, run_id: int) -> RescoreRun:
+    """Rescore every lead with the run's model, a chunk per transaction, recording progress.
+
+    Idempotent: a redelivered run starts over (scores are a pure function of the data), and a run
+    whose model is no longer active stops, since a newer run will cover every lead."""
+    run = RescoreRun.objects.get(pk=run_id)
+    if run.status == RescoreRun.Status.DONE:
+        return run
+    now = timezone.now()
+    RescoreRun.objects.filter(pk=run.pk).update(
+        status=RescoreRun.Status.RUNNING, started_at=now, heartbeat_at=now, done=0, changed=0, promoted=0,
+        total=Lead.objects.count(),
+    )
+    try:
+        last_id = 0
+        while True:
+            model = ScoringModel.objects.get(pk=run.model_id)
+            if model.status != ScoringModel.Status.ACTIVE:
+                break
+            compiled = _compile(model)
+            with transaction.atomic():
+                ids = list(
+                    Lead.objects.filter(pk__gt=last_id).order_by("pk").values_list("pk", flat=True)[:CHUNK]
+                )
+                if not ids:
+                    break
+                leads = _locked(ids, skip_locked=False)
+                step = _apply(compiled, leads, now)
+            last_id = ids[-1]
+            RescoreRun.objects.filter(pk=run.pk).update(
+                heartbeat_at=timezone.now(),
+                done=F("done") + len(ids), changed=F("changed") + step.changed,
+                promoted=F("promoted") + step.promoted,
+            )
+        RescoreRun.objects.filter(pk=run.pk).update(status=RescoreRun.Status.DONE, finished_at=timezone.now())
+    except Exception as exc:
+        RescoreRun.objects.filter(pk=run.pk).update(
+            status=RescoreRun.Status.FAILED, finished_at=timezone.now(), error=repr(exc)[:2000]
+        )
+        raise
+    run.refresh_from_db()
+    return run
+
+
+def rescore_decay() -> RescoreRun | None:
+    """Periodic: engagement fades with time, so rescore every lead under the active model."""
+    model = active_model()
+    if model is None or not model.behavior_rules.filter(half_life_days__isnull=False).exists() and not (
+        model.behavior_rules.filter(within_days__isnull=False).exists()
+    ):
+        return None
+    if RescoreRun.objects.filter(status__in=[RescoreRun.Status.QUEUED, RescoreRun.Status.RUNNING]).exists():
+        return None  # a run in progress already brings every lead up to date
+    return rescore_run_start(model=model, reason="decay")
+
+
+# --- publishing ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def model_publish(*, model: ScoringModel, by=None) -> RescoreRun:
+    """Make `model` the active one (archiving the previous), and rescore every lead with it."""
+    now = timezone.now()
+    ScoringModel.objects.select_for_update().filter(pk=model.pk).get()
+    ScoringModel.objects.filter(status=ScoringModel.Status.ACTIVE).exclude(pk=model.pk).update(
+        status=ScoringModel.Status.ARCHIVED
+    )
+    ScoringModel.objects.filter(pk=model.pk).update(
+        status=ScoringModel.Status.ACTIVE, version=F("version") + 1, published_at=now, published_by=by
+    )
+    model.refresh_from_db()
+    return rescore_run_start(model=model, reason=f"published {model.version_label}")
+
+
+@transaction.atomic
+def model_rules_changed(*, model: ScoringModel) -> RescoreRun | None:
+    """After an edit of the active model: a new version, and every lead rescored with it."""
+    if model.status != ScoringModel.Status.ACTIVE:
+        return None
+    ScoringModel.objects.filter(pk=model.pk).update(version=F("version") + 1)
+    model.refresh_from_db()
+    return rescore_run_start(model=model, reason=f"edited {model.version_label}")
+
+
+def model_preview_impact(*, model: ScoringModel, now: datetime | None = None, sample_size: int = 10) -> Impact:
+    """What publishing `model` would do, computed with the same engine and written nowhere."""
+    now = now or timezone.now()
+    compiled = _compile(model)
+    impact = Impact()
+    last_id = 0
+    while True:
+        leads = list(Lead.objects.filter(pk__gt=last_id).order_by("pk")[:CHUNK])
+        if not leads:
+            return impact
+        last_id = leads[-1].pk
+        results, interactions = _score(compiled, leads, now)
+        for lead in leads:
+            result = results[lead.pk]
+            impact.total += 1
+            if result.score != lead.score:
+                impact.changed += 1
+                if len(impact.sample) < sample_size:
+                    impact.sample.append((lead.email, lead.score, result.score))
+            if lead.stage in PROMOTABLE and result.qualifies(compiled.spec):
+                if lead.stage != "recycled" or _has_new_engagement(compiled, lead, interactions[lead.pk]):
+                    impact.new_mqls += 1

@@ -1,0 +1,30 @@
+"""Small builders for scoring tests (the factories module has the full set)."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from leads.models import Interaction, InteractionKind
+from scoring.models import BehaviorRule, FitRule, ScoringModel
+
+
+def make_model(*, name="Test model", threshold=50, min_fit=None, fit=(), behavior=(), status="draft"):
+    """fit: (label, field, operator, value, points); behavior: dicts of BehaviorRule fields with kind slug."""
+    model = ScoringModel.objects.create(name=name, mql_threshold=threshold, mql_min_fit=min_fit, status=status)
+    for i, (label, field, operator, value, points) in enumerate(fit):
+        FitRule.objects.create(model=model, position=i, label=label, field=field, operator=operator, value=value, points=points)
+    for i, rule in enumerate(behavior):
+        rule = dict(rule)
+        kind = InteractionKind.objects.get(slug=rule.pop("kind"))
+        BehaviorRule.objects.create(model=model, position=i, kind=kind, **rule)
+    return model
+
+
+def interact(lead, kind, *, days_ago=0, properties=None, external_id=None):
+    Interaction.objects.create(
+        lead=lead,
+        kind=InteractionKind.objects.get(slug=kind),
+        occurred_at=timezone.now() - timedelta(days=days_ago),
+        properties=properties or {},
+        external_id=external_id or f"t-{lead.pk}-{Interaction.objects.count()}-{kind}-{days_ago}",
+    )

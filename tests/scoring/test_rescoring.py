@@ -1,0 +1,240 @@
+"""Rescoring through the services: one lead, bursts, the sweep, bulk runs, decay, publishing."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+
+from handoff.models import Handoff, Transition
+from leads.models import Lead
+from scoring import services, tasks
+from scoring.models import RescoreRun, ScoringModel
+from tests.leads.factories import LeadFactory
+from tests.scoring.builders import interact, make_model
+
+pytestmark = pytest.mark.django_db
+
+DEMO = {"kind": "demo_request", "label": "Demo request", "points": 40, "within_days": 90}
+PRICING = {"kind": "pricing_page_view", "label": "Pricing", "points": 10, "max_points": 30, "half_life_days": 14}
+VP = ("VP title", "job_title", "contains", "vp", 20)
+
+
+@pytest.fixture
+def model():
+    return make_model(threshold=60, fit=[VP], behavior=[DEMO, PRICING], status="active")
+
+
+def request_rescore(lead, capture):
+    with capture(execute=True):
+        services.leads_request_rescore(lead_ids=[lead.pk])
+
+
+def test_an_interaction_rescores_its_lead_after_commit(model, django_capture_on_commit_callbacks):
+    lead = LeadFactory(job_title="VP Sales")
+    interact(lead, "pricing_page_view")
+
+    request_rescore(lead, django_capture_on_commit_callbacks)
+
+    lead.refresh_from_db()
+    assert (lead.score, lead.fit_score, lead.engagement_score) == (30, 20, 10)
+    assert lead.rescore_requested_at is None and lead.scored_at is not None
+    assert [row["label"] for row in lead.score_breakdown] == ["VP title", "Pricing"]
+
+
+def test_a_burst_for_one_lead_is_scored_once(model):
+    lead = LeadFactory()
+    for _ in range(5):
+        interact(lead, "pricing_page_view")
+    services.leads_request_rescore(lead_ids=[lead.pk])  # flags; callbacks not run yet
+
+    outcomes = [services.leads_rescore(lead_ids=[lead.pk], only_flagged=True) for _ in range(5)]
+
+    assert [o.scored for o in outcomes] == [1, 0, 0, 0, 0]
+    lead.refresh_from_db()
+    assert lead.engagement_score == 30  # five views, capped at 30
+
+
+def test_a_lead_crossing_the_threshold_becomes_an_mql_with_a_handoff_and_an_sdr(model, sdr, django_capture_on_commit_callbacks):
+    lead = LeadFactory(job_title="VP Marketing")
+    interact(lead, "demo_request")
+
+    request_rescore(lead, django_capture_on_commit_callbacks)
+
+    lead.refresh_from_db()
+    assert lead.stage == "mql" and lead.score == 60 and lead.owner == sdr
+    handoff = Handoff.objects.get(lead=lead)
+    assert (handoff.assignee, handoff.score_at_mql, handoff.model_version) == (sdr, 60, "Test model v0")
+    assert handoff.sla_due_at == handoff.created_at + timedelta(hours=24)
+    transition = Transition.objects.get(lead=lead)
+    assert (transition.from_stage, transition.to_stage, transition.actor, transition.score) == ("lead", "mql", None, 60)
+
+
+def test_below_the_threshold_a_lead_stays_a_lead(model, django_capture_on_commit_callbacks):
+    lead = LeadFactory(job_title="Analyst")
+    interact(lead, "demo_request")
+    request_rescore(lead, django_capture_on_commit_callbacks)
+    lead.refresh_from_db()
+    assert (lead.stage, lead.score) == ("lead", 40)
+    assert not Handoff.objects.exists()
+
+
+def test_min_fit_keeps_engagement_alone_from_qualifying(django_capture_on_commit_callbacks):
+    make_model(threshold=60, min_fit=20, fit=[VP], behavior=[DEMO, {**DEMO, "label": "Demo again"}], status="active")
+    lead = LeadFactory(job_title="Intern")
+    interact(lead, "demo_request")
+    request_rescore(lead, django_capture_on_commit_callbacks)
+    lead.refresh_from_db()
+    assert (lead.score, lead.stage) == (80, "lead")
+
+
+def test_a_recycled_lead_needs_new_engagement_after_its_rejection(model, django_capture_on_commit_callbacks):
+    lead = LeadFactory(job_title="VP Marketing")
+    interact(lead, "demo_request", days_ago=3)
+    Lead.objects.filter(pk=lead.pk).update(stage="recycled", stage_changed_at=timezone.now() - timedelta(days=1))
+
+    request_rescore(lead, django_capture_on_commit_callbacks)
+    lead.refresh_from_db()
+    assert (lead.stage, lead.score) == ("recycled", 60), "old engagement alone does not bounce it back"
+
+    interact(lead, "pricing_page_view")
+    request_rescore(lead, django_capture_on_commit_callbacks)
+    lead.refresh_from_db()
+    assert lead.stage == "mql"
+    assert Transition.objects.get(lead=lead).from_stage == "recycled"
+
+
+def test_with_the_broker_down_the_request_succeeds_and_the_sweep_catches_up(model, monkeypatch, django_capture_on_commit_callbacks):
+    def broker_down(*args, **kwargs):
+        raise BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.rescore_leads, "delay", broker_down)
+    lead = LeadFactory(job_title="VP Sales")
+    interact(lead, "pricing_page_view")
+
+    request_rescore(lead, django_capture_on_commit_callbacks)  # does not raise
+    lead.refresh_from_db()
+    assert lead.rescore_requested_at is not None and lead.score == 0
+
+    assert services.rescore_sweep(grace_seconds=0).scored == 1
+    lead.refresh_from_db()
+    assert lead.score == 30 and lead.rescore_requested_at is None
+
+
+def test_the_sweep_leaves_recently_flagged_leads_to_their_task(model):
+    lead = LeadFactory()
+    Lead.objects.filter(pk=lead.pk).update(rescore_requested_at=timezone.now())
+    assert services.rescore_sweep(grace_seconds=30).scored == 0
+
+
+def test_publishing_rescores_every_lead_and_archives_the_previous_model(model, django_capture_on_commit_callbacks):
+    leads = [LeadFactory(job_title=title) for title in ("VP Sales", "Engineer", "CTO")]
+    interact(leads[1], "pricing_page_view")
+    new = make_model(name="CTO model", threshold=100, fit=[("CTO", "job_title", "equals", "cto", 25)])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.model_publish(model=new, by=None)
+
+    run.refresh_from_db()
+    assert (run.status, run.total, run.done, run.percent) == ("done", 3, 3, 100)
+    assert [Lead.objects.get(pk=lead.pk).score for lead in leads] == [0, 0, 25]
+    model.refresh_from_db()
+    new.refresh_from_db()
+    assert (model.status, new.status, new.version) == ("archived", "active", 1)
+    assert ScoringModel.objects.filter(status="active").count() == 1
+
+
+def test_bulk_and_single_lead_rescoring_agree(model, django_capture_on_commit_callbacks):
+    leads = [LeadFactory(job_title=t) for t in ("VP Sales", "Analyst", "vp ops", "")]
+    for i, lead in enumerate(leads):
+        for d in range(i * 3):
+            interact(lead, "pricing_page_view", days_ago=d * 5)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.rescore_run_start(model=model, reason="test")
+    bulk = {lead.pk: (lead.score, lead.score_breakdown) for lead in Lead.objects.all()}
+
+    Lead.objects.update(score=0, score_breakdown=[])
+    services.leads_rescore(lead_ids=[lead.pk for lead in leads])
+    single = {lead.pk: (lead.score, lead.score_breakdown) for lead in Lead.objects.all()}
+
+    assert bulk == single
+
+
+def test_editing_the_active_model_bumps_its_version_and_rescores(model, django_capture_on_commit_callbacks):
+    lead = LeadFactory(job_title="VP Sales")
+    model.fit_rules.update(points=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.model_rules_changed(model=model)
+    lead.refresh_from_db()
+    assert run is not None and lead.score == 5
+    assert ScoringModel.objects.get(pk=model.pk).version == 1
+
+
+def test_editing_a_draft_starts_no_rescore():
+    draft = make_model(name="Draft")
+    assert services.model_rules_changed(model=draft) is None
+    assert not RescoreRun.objects.exists()
+
+
+def test_preview_counts_changes_and_new_mqls_without_writing(model):
+    hot = LeadFactory(job_title="VP Sales")
+    interact(hot, "demo_request")
+    LeadFactory(job_title="Analyst")
+    draft = make_model(name="Draft", threshold=60, fit=[VP], behavior=[DEMO])
+
+    impact = services.model_preview_impact(model=draft)
+
+    assert (impact.total, impact.changed, impact.new_mqls) == (2, 1, 1)
+    assert impact.sample == [(hot.email, 0, 60)]
+    hot.refresh_from_db()
+    assert (hot.score, hot.stage) == (0, "lead")
+
+
+def test_decay_lowers_scores_over_time_with_no_new_interactions(model, django_capture_on_commit_callbacks):
+    lead = LeadFactory(job_title="Analyst")
+    interact(lead, "pricing_page_view", days_ago=0)
+    services.leads_rescore(lead_ids=[lead.pk])
+    lead.refresh_from_db()
+    assert lead.score == 10
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.rescore_decay()
+    assert run is not None
+    # Two weeks later the same view is worth half.
+    services.leads_rescore(lead_ids=[lead.pk], now=timezone.now() + timedelta(days=14))
+    lead.refresh_from_db()
+    assert lead.score == 5
+
+
+def test_decay_does_nothing_when_no_rule_depends_on_time(django_capture_on_commit_callbacks):
+    make_model(behavior=[{"kind": "page_view", "label": "Views", "points": 1}], status="active")
+    assert services.rescore_decay() is None
+
+
+def test_without_an_active_model_flags_are_cleared_and_scores_kept():
+    lead = LeadFactory(score=7)
+    Lead.objects.filter(pk=lead.pk).update(rescore_requested_at=timezone.now())
+    services.leads_rescore(lead_ids=[lead.pk], only_flagged=True)
+    lead.refresh_from_db()
+    assert (lead.score, lead.rescore_requested_at) == (7, None)
+
+
+def test_a_stalled_run_is_restarted_by_the_sweep(model, monkeypatch):
+    run = RescoreRun.objects.create(model=model, reason="lost", created_at=timezone.now() - timedelta(minutes=5))
+    LeadFactory(job_title="VP Sales")
+    sent = []
+    monkeypatch.setattr(tasks, "enqueue_rescore_run", lambda run_id: sent.append(run_id))
+    services.rescore_sweep(grace_seconds=30)
+    assert sent == [run.pk]
+
+
+def test_a_redelivered_run_gives_the_same_result_as_one_run(model, django_capture_on_commit_callbacks):
+    lead = LeadFactory(job_title="VP Sales")
+    interact(lead, "demo_request")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.rescore_run_start(model=model, reason="test")
+    first = Lead.objects.values("score", "stage").get(pk=lead.pk)
+    RescoreRun.objects.filter(pk=run.pk).update(status="running")
+    services.rescore_run_execute(run_id=run.pk)
+    assert Lead.objects.values("score", "stage").get(pk=lead.pk) == first == {"score": 60, "stage": "mql"}
+    assert Handoff.objects.filter(lead=lead).count() == 1

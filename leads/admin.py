@@ -25,20 +25,8 @@ class InteractionInline(admin.TabularInline):
 class LeadAdmin(ImportMixin, admin.ModelAdmin):
     resource_classes = [LeadResource]
     formats = [CSV]
-    list_display = (
-        "email",
-        "full_name",
-        "company",
-        "job_title",
-        "stage",
-        "score",
-        "fit_score",
-        "engagement_score",
-        "source",
-        "campaign",
-        "owner",
-        "created_at",
-    )
+    import_template_name = "admin/leads/lead/import.html"
+    list_display = ("email", "full_name", "company", "job_title", "stage", "score", "source", "owner")
     list_filter = ("stage", "source", "seniority", "campaign", "owner", "country", "industry")
     search_fields = ("email", "first_name", "last_name", "company", "job_title")
     list_select_related = ("campaign", "owner")

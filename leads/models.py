@@ -222,6 +222,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["name"]
+        verbose_name = "API token"
 
     def __str__(self):
         return self.name

@@ -98,3 +98,8 @@ def test_only_marketers_may_import(client_for, request, role):
     response = upload(client, HEADER + "x@acme.com,X,Y,CTO,c_level,Acme,90,GB,inbound,\n")
     assert response.status_code in (302, 403)
     assert Lead.objects.count() == 0
+
+
+def test_the_import_page_says_a_file_with_errors_is_not_imported(client_for, marketer):
+    page = client_for(marketer).get(reverse("admin:leads_lead_import")).content.decode()
+    assert "If any row has an error, nothing from the file is imported" in page

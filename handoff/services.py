@@ -24,7 +24,16 @@ PROMOTABLE = (Stage.LEAD, Stage.RECYCLED)
 
 
 class TransitionConflict(Exception):
-    """The lead is no longer where the caller thought it was."""
+    """The handoff is no longer where the caller thought it was (or the move is not legal from
+    where it is). `current_stage` is where it really is, for the board to show."""
+
+    def __init__(self, message: str, current_stage: str | None = None):
+        super().__init__(message)
+        self.current_stage = current_stage
+
+
+class NotAllowed(Exception):
+    """The user may not act on this handoff (wrong role, or another SDR's handoff)."""
 
 
 @dataclass(frozen=True)
@@ -92,3 +101,152 @@ def lead_promote_to_mql(
     )
     lead.stage, lead.stage_changed_at, lead.owner = Stage.MQL, now, assignee
     return Promotion(lead_id=lead.pk, handoff_id=handoff.pk, assignee_id=assignee.pk if assignee else None)
+
+
+# --- SDR and manager actions ----------------------------------------------------------------------
+
+# Legal moves: action → (stages it may start from, stage it goes to). Rejection's target depends
+# on the reason (recycled or disqualified).
+MOVES = {
+    "accept": ((Stage.MQL,), Stage.SAL),
+    "qualify": ((Stage.SAL,), Stage.SQL),
+    "reject": ((Stage.MQL, Stage.SAL), None),
+    "open_opportunity": ((Stage.SQL,), Stage.OPPORTUNITY),
+    "win": ((Stage.OPPORTUNITY,), Stage.WON),
+    "lose": ((Stage.OPPORTUNITY,), Stage.LOST),
+}
+CLOSING = {Stage.RECYCLED, Stage.DISQUALIFIED, Stage.WON, Stage.LOST}
+
+
+def can_work(user, handoff: Handoff) -> bool:
+    """SDRs act on handoffs assigned to them or unassigned; managers (reassign) on all."""
+    if user.has_perm("handoff.reassign_handoff"):
+        return True
+    if not user.has_perm("handoff.work_handoff"):
+        return False
+    return handoff.assignee_id in (None, user.pk)
+
+
+def _check(user, handoff: Handoff) -> None:
+    if not can_work(user, handoff):
+        raise NotAllowed(f"{user} may not act on handoff {handoff.pk}")
+
+
+def _move(
+    *, handoff_id: int, actor, action: str, to_stage: str | None = None, reason=None, note: str = "",
+    handoff_fields: dict | None = None, lead_fields: dict | None = None, now: datetime | None = None,
+) -> Handoff:
+    """One transition: check legality and permission, conditional updates, audit row. Atomic."""
+    now = now or timezone.now()
+    from_stages, default_to = MOVES[action]
+    to_stage = to_stage or default_to
+    with transaction.atomic():
+        handoff = Handoff.objects.select_related("lead").get(pk=handoff_id)
+        _check(actor, handoff)
+        if handoff.stage not in from_stages or handoff.closed_at is not None:
+            raise TransitionConflict(
+                f"This lead is already {handoff.get_stage_display()}; it cannot be {action.replace('_', ' ')}ed now.",
+                current_stage=handoff.stage,
+            )
+        from_stage = handoff.stage
+        fields = {"stage": to_stage, **(handoff_fields or {})}
+        if to_stage in CLOSING:
+            fields["closed_at"] = now
+        # The conditional UPDATE is the real check: if someone else moved it since we read it,
+        # zero rows match and this request loses.
+        moved = Handoff.objects.filter(
+            pk=handoff.pk, stage=from_stage, closed_at__isnull=True, assignee_id=handoff.assignee_id
+        ).update(**fields)
+        if moved:
+            moved = Lead.objects.filter(pk=handoff.lead_id, stage=from_stage).update(
+                stage=to_stage, stage_changed_at=now, **(lead_fields or {})
+            )
+        if not moved:
+            current = Handoff.objects.filter(pk=handoff.pk).values_list("stage", flat=True).first()
+            raise TransitionConflict("Someone else changed this lead a moment ago.", current_stage=current)
+        Transition.objects.create(
+            lead_id=handoff.lead_id, handoff=handoff, from_stage=from_stage, to_stage=to_stage, actor=actor,
+            at=now, reason=reason, note=note, score=handoff.lead.score,
+        )
+    handoff.refresh_from_db()
+    return handoff
+
+
+def handoff_accept(*, handoff_id: int, actor, now: datetime | None = None) -> Handoff:
+    """MQL → SAL. An unassigned handoff becomes the accepting user's."""
+    now = now or timezone.now()
+    fields, lead_fields = {"accepted_at": now}, {}
+    if Handoff.objects.filter(pk=handoff_id, assignee__isnull=True).exists():
+        fields["assignee"] = lead_fields["owner"] = actor
+    return _move(
+        handoff_id=handoff_id, actor=actor, action="accept", handoff_fields=fields, lead_fields=lead_fields, now=now
+    )
+
+
+def handoff_qualify(
+    *, handoff_id: int, actor, budget: str, authority: str, need: str, timing: str, note: str = "",
+    now: datetime | None = None,
+) -> Handoff:
+    """SAL → SQL, recording BANT on the lead."""
+    bant = {"bant_budget": budget, "bant_authority": authority, "bant_need": need, "bant_timing": timing}
+    return _move(
+        handoff_id=handoff_id, actor=actor, action="qualify", note=note,
+        handoff_fields={"qualified_at": now or timezone.now()}, lead_fields=bant, now=now,
+    )
+
+
+def handoff_reject(*, handoff_id: int, actor, reason, note: str = "", now: datetime | None = None) -> Handoff:
+    """MQL or SAL → recycled (back to marketing) or disqualified, with a reason and a note."""
+    if not reason.active:
+        raise ValueError(f"rejection reason {reason.code} is not active")
+    to_stage = Stage.DISQUALIFIED if reason.disqualifies else Stage.RECYCLED
+    outcome = Handoff.Outcome.DISQUALIFIED if reason.disqualifies else Handoff.Outcome.REJECTED
+    return _move(
+        handoff_id=handoff_id, actor=actor, action="reject", to_stage=to_stage, reason=reason, note=note,
+        handoff_fields={"outcome": outcome, "rejection_reason": reason, "rejection_note": note}, now=now,
+    )
+
+
+def handoff_open_opportunity(*, handoff_id: int, actor, note: str = "", now: datetime | None = None) -> Handoff:
+    """SQL → opportunity."""
+    return _move(handoff_id=handoff_id, actor=actor, action="open_opportunity", note=note, now=now)
+
+
+def handoff_close(*, handoff_id: int, actor, won: bool, note: str = "", now: datetime | None = None) -> Handoff:
+    """Opportunity → won or lost; the episode ends."""
+    outcome = Handoff.Outcome.WON if won else Handoff.Outcome.LOST
+    return _move(
+        handoff_id=handoff_id, actor=actor, action="win" if won else "lose", note=note,
+        handoff_fields={"outcome": outcome}, now=now,
+    )
+
+
+@transaction.atomic
+def handoff_reassign(*, handoff_id: int, actor, to_user) -> Handoff:
+    """A manager gives an open handoff to another active SDR (no stage change)."""
+    if not actor.has_perm("handoff.reassign_handoff"):
+        raise NotAllowed(f"{actor} may not reassign handoffs")
+    if to_user is not None and not active_sdrs().filter(pk=to_user.pk).exists():
+        raise ValueError(f"{to_user} is not an active SDR")
+    handoff = Handoff.objects.select_for_update().get(pk=handoff_id)
+    if handoff.closed_at is not None:
+        raise TransitionConflict("This handoff is already closed.", current_stage=handoff.stage)
+    Handoff.objects.filter(pk=handoff.pk).update(assignee=to_user)
+    Lead.objects.filter(pk=handoff.lead_id).update(owner=to_user)
+    handoff.refresh_from_db()
+    return handoff
+
+
+def handoff_claim(*, handoff_id: int, actor) -> Handoff:
+    """An SDR takes an unassigned open handoff; a conditional update so two claims cannot both win."""
+    if not actor.has_perm("handoff.work_handoff"):
+        raise NotAllowed(f"{actor} may not claim handoffs")
+    with transaction.atomic():
+        claimed = Handoff.objects.filter(pk=handoff_id, assignee__isnull=True, closed_at__isnull=True).update(
+            assignee=actor
+        )
+        handoff = Handoff.objects.get(pk=handoff_id)
+        if not claimed:
+            raise TransitionConflict("Someone else claimed this lead first.", current_stage=handoff.stage)
+        Lead.objects.filter(pk=handoff.lead_id).update(owner=actor)
+    return handoff

@@ -1,0 +1,223 @@
+"""The state machine: every legal move, every illegal one, conflicts, permissions, audit rows."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from handoff import services
+from handoff.models import Handoff, RejectionReason, Transition
+from leads.models import Lead
+from tests.conftest import skip_or_fail
+from tests.handoff.factories import HandoffFactory
+from tests.leads.factories import LeadFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def handoff(sdr):
+    return HandoffFactory(assignee=sdr, lead=LeadFactory(stage="mql", owner=sdr, score=72))
+
+
+def reason(code):
+    return RejectionReason.objects.get(code=code)
+
+
+def stages(handoff):
+    handoff.refresh_from_db()
+    return handoff.stage, Lead.objects.get(pk=handoff.lead_id).stage
+
+
+def audit(handoff):
+    return list(Transition.objects.filter(handoff=handoff).values_list("from_stage", "to_stage", "actor__username"))
+
+
+def test_accept_moves_mql_to_sal_and_writes_an_audit_row(handoff, sdr):
+    services.handoff_accept(handoff_id=handoff.pk, actor=sdr)
+    assert stages(handoff) == ("sal", "sal")
+    assert handoff.accepted_at is not None
+    assert audit(handoff) == [("mql", "sal", "sdr")]
+    assert Transition.objects.get(handoff=handoff).score == 72
+
+
+def test_qualify_moves_sal_to_sql_and_records_bant(handoff, sdr):
+    services.handoff_accept(handoff_id=handoff.pk, actor=sdr)
+    services.handoff_qualify(
+        handoff_id=handoff.pk, actor=sdr, budget="40k approved", authority="VP signs", need="Replace HubSpot",
+        timing="Q1",
+    )
+    assert stages(handoff) == ("sql", "sql")
+    lead = Lead.objects.get(pk=handoff.lead_id)
+    assert (lead.bant_budget, lead.bant_authority, lead.bant_need, lead.bant_timing) == (
+        "40k approved", "VP signs", "Replace HubSpot", "Q1",
+    )
+    assert audit(handoff)[-1] == ("sal", "sql", "sdr")
+
+
+@pytest.mark.parametrize("start", ["mql", "sal"])
+def test_reject_recycles_with_reason_and_note_and_closes_the_episode(handoff, sdr, start):
+    if start == "sal":
+        services.handoff_accept(handoff_id=handoff.pk, actor=sdr)
+    services.handoff_reject(handoff_id=handoff.pk, actor=sdr, reason=reason("no_budget"), note="Frozen till May")
+    assert stages(handoff) == ("recycled", "recycled")
+    assert (handoff.outcome, handoff.rejection_reason.code, handoff.rejection_note) == ("rejected", "no_budget", "Frozen till May")
+    assert handoff.closed_at is not None
+    last = Transition.objects.filter(handoff=handoff).last()
+    assert (last.to_stage, last.reason.code, last.note) == ("recycled", "no_budget", "Frozen till May")
+
+
+def test_a_disqualifying_reason_disqualifies(handoff, sdr):
+    services.handoff_reject(handoff_id=handoff.pk, actor=sdr, reason=reason("competitor"))
+    assert stages(handoff) == ("disqualified", "disqualified")
+    assert handoff.outcome == "disqualified"
+
+
+def test_sql_goes_to_opportunity_then_won_or_lost(sdr):
+    for won, final in ((True, "won"), (False, "lost")):
+        h = HandoffFactory(assignee=sdr, lead=LeadFactory(stage="mql"))
+        services.handoff_accept(handoff_id=h.pk, actor=sdr)
+        services.handoff_qualify(handoff_id=h.pk, actor=sdr, budget="b", authority="a", need="n", timing="t")
+        services.handoff_open_opportunity(handoff_id=h.pk, actor=sdr)
+        assert stages(h) == ("opportunity", "opportunity")
+        services.handoff_close(handoff_id=h.pk, actor=sdr, won=won)
+        assert stages(h) == (final, final)
+        assert h.outcome == final and h.closed_at is not None
+        assert [t[1] for t in audit(h)] == ["sal", "sql", "opportunity", final]
+
+
+ILLEGAL = [
+    ("mql", "qualify"), ("mql", "open_opportunity"), ("mql", "win"),
+    ("sal", "accept"), ("sal", "open_opportunity"), ("sal", "lose"),
+    ("sql", "accept"), ("sql", "reject"), ("sql", "qualify"), ("sql", "win"),
+    ("opportunity", "accept"), ("opportunity", "reject"), ("opportunity", "open_opportunity"),
+]
+
+
+def act(action, handoff, user):
+    calls = {
+        "accept": lambda: services.handoff_accept(handoff_id=handoff.pk, actor=user),
+        "qualify": lambda: services.handoff_qualify(handoff_id=handoff.pk, actor=user, budget="", authority="", need="", timing=""),
+        "reject": lambda: services.handoff_reject(handoff_id=handoff.pk, actor=user, reason=reason("no_need")),
+        "open_opportunity": lambda: services.handoff_open_opportunity(handoff_id=handoff.pk, actor=user),
+        "win": lambda: services.handoff_close(handoff_id=handoff.pk, actor=user, won=True),
+        "lose": lambda: services.handoff_close(handoff_id=handoff.pk, actor=user, won=False),
+    }
+    return calls[action]()
+
+
+@pytest.mark.parametrize("stage, action", ILLEGAL)
+def test_an_illegal_move_is_a_conflict_and_changes_nothing(sdr, stage, action):
+    h = HandoffFactory(assignee=sdr, stage=stage, lead=LeadFactory(stage=stage))
+    with pytest.raises(services.TransitionConflict) as err:
+        act(action, h, sdr)
+    assert err.value.current_stage == stage
+    assert stages(h) == (stage, stage)
+    assert not Transition.objects.exists()
+
+
+@pytest.mark.parametrize("final", ["recycled", "disqualified", "won", "lost"])
+def test_a_closed_episode_takes_no_more_moves(sdr, final):
+    h = HandoffFactory(assignee=sdr, stage=final, lead=LeadFactory(stage=final), closed_at="2026-01-01T00:00Z")
+    for action in ("accept", "qualify", "reject", "open_opportunity", "win"):
+        with pytest.raises(services.TransitionConflict):
+            act(action, h, sdr)
+    assert not Transition.objects.exists()
+
+
+def test_another_sdrs_handoff_is_not_allowed(handoff, sdr2):
+    with pytest.raises(services.NotAllowed):
+        services.handoff_accept(handoff_id=handoff.pk, actor=sdr2)
+    assert stages(handoff) == ("mql", "mql")
+
+
+def test_a_marketer_may_not_act_on_handoffs(handoff, marketer):
+    with pytest.raises(services.NotAllowed):
+        services.handoff_accept(handoff_id=handoff.pk, actor=marketer)
+    assert not Transition.objects.exists()
+
+
+def test_a_manager_may_act_on_any_handoff_and_reassign(handoff, manager, sdr2):
+    services.handoff_reassign(handoff_id=handoff.pk, actor=manager, to_user=sdr2)
+    handoff.refresh_from_db()
+    assert handoff.assignee == sdr2 and Lead.objects.get(pk=handoff.lead_id).owner == sdr2
+    services.handoff_accept(handoff_id=handoff.pk, actor=manager)
+    assert stages(handoff) == ("sal", "sal")
+
+
+def test_an_sdr_may_not_reassign(handoff, sdr, sdr2):
+    with pytest.raises(services.NotAllowed):
+        services.handoff_reassign(handoff_id=handoff.pk, actor=sdr, to_user=sdr2)
+
+
+def test_accepting_an_unassigned_handoff_claims_it(sdr2):
+    h = HandoffFactory(assignee=None)
+    services.handoff_accept(handoff_id=h.pk, actor=sdr2)
+    h.refresh_from_db()
+    assert h.assignee == sdr2 and Lead.objects.get(pk=h.lead_id).owner == sdr2
+
+
+def test_only_one_of_two_claims_wins(sdr, sdr2):
+    h = HandoffFactory(assignee=None)
+    services.handoff_claim(handoff_id=h.pk, actor=sdr)
+    with pytest.raises(services.TransitionConflict):
+        services.handoff_claim(handoff_id=h.pk, actor=sdr2)
+    h.refresh_from_db()
+    assert h.assignee == sdr
+
+
+def test_an_inactive_reason_cannot_be_used(handoff, sdr):
+    r = reason("bad_timing")
+    r.active = False
+    r.save()
+    with pytest.raises(ValueError):
+        services.handoff_reject(handoff_id=handoff.pk, actor=sdr, reason=r)
+
+
+def test_round_robin_gives_the_next_mql_to_the_longest_waiting_sdr(sdr, sdr2):
+    HandoffFactory(assignee=sdr)
+    assert services.choose_assignee(strategy="round_robin") == sdr2
+    HandoffFactory(assignee=sdr2)
+    assert services.choose_assignee(strategy="round_robin") == sdr
+
+
+def test_least_loaded_gives_the_next_mql_to_the_sdr_with_fewest_open_handoffs(sdr, sdr2):
+    HandoffFactory(assignee=sdr2)
+    HandoffFactory(assignee=sdr2)
+    HandoffFactory(assignee=sdr)
+    assert services.choose_assignee(strategy="least_loaded") == sdr
+
+
+def test_inactive_sdrs_get_no_mqls(sdr):
+    sdr.is_active = False
+    sdr.save()
+    assert services.choose_assignee() is None
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_many_sdrs_accepting_one_handoff_at_once_give_exactly_one_success():
+    if connection.vendor != "postgresql":
+        skip_or_fail("the concurrency test needs PostgreSQL (row locks); SQLite serialises writers")
+    manager = UserFactory(username="boss", role="Manager")
+    h = HandoffFactory(assignee=None)
+    results, barrier = [], threading.Barrier(12)
+
+    def accept():
+        try:
+            barrier.wait()
+            services.handoff_accept(handoff_id=h.pk, actor=manager)
+            results.append("ok")
+        except services.TransitionConflict:
+            results.append("conflict")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=accept) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(results) == ["conflict"] * 11 + ["ok"]
+    assert Transition.objects.filter(handoff=h).count() == 1
+    assert stages(h) == ("sal", "sal")

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from leads import views as lead_views
 from leads.api import api
@@ -15,5 +15,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", lead_views.healthz, name="healthz"),
     path("api/v1/", api.urls),
+    path("", include("handoff.urls")),
     path("admin/", admin.site.urls),
 ]

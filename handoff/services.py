@@ -51,7 +51,9 @@ def choose_assignee(*, strategy: str | None = None):
     """The SDR who gets the next MQL, or None when there is no active SDR.
 
     round_robin: the SDR whose most recent assignment is oldest (stateless, so it survives restarts
-    and concurrent workers without a shared counter). least_loaded: fewest open handoffs.
+    and concurrent workers without a shared counter; "most recent" by handoff id, which keeps the
+    turn order even when a bulk rescore promotes many leads with one timestamp).
+    least_loaded: fewest open handoffs.
     """
     strategy = strategy or settings.ACCORD_ASSIGNMENT
     sdrs = active_sdrs()
@@ -61,7 +63,7 @@ def choose_assignee(*, strategy: str | None = None):
         ).order_by("load", "id")
     else:
         # Never-assigned SDRs first, then the one whose last assignment is oldest.
-        sdrs = sdrs.annotate(last=Max("handoffs__created_at")).order_by(
+        sdrs = sdrs.annotate(last=Max("handoffs__id")).order_by(
             F("last").asc(nulls_first=True), "id"
         )
     return sdrs.first()

@@ -381,15 +381,11 @@ def wipe_demo_data() -> dict[str, int]:
 
 
 def seed_handoff_history(*, rng: random.Random, leads: list[Lead], users: dict, anchor: datetime) -> int:
-    """Give the demo leads a believable MQL → SAL → SQL history; return the handoffs created.
+    """Publish the default scoring model and give the demo leads their MQL → SAL → SQL history
+    through the real services (see handoff/demo.py); return the handoffs created."""
+    from handoff.demo import seed_history
 
-    Not implemented yet: the lifecycle state machine (handoff.services) does not exist, and stage
-    fields may only be written by it. When it lands, this is the place to score the leads, promote
-    the ones over the threshold through the handoff services (with MQL times in the past), and let
-    the SDR users accept, qualify or reject a share of them, so the board and reports have history.
-    Until then every demo lead stays in stage "lead" and this returns 0.
-    """
-    return 0
+    return seed_history(rng=rng, users=users, anchor=anchor)
 
 
 # --- Users and campaigns -----------------------------------------------------------------------

@@ -26,6 +26,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         *(f"scoring.{a}_fitrule" for a in _CRUD),
         *(f"scoring.{a}_behaviorrule" for a in _CRUD),
         "scoring.publish_scoringmodel",
+        "scoring.view_rescorerun",
         "handoff.view_handoff",
         "handoff.view_transition",
         *(f"handoff.{a}_rejectionreason" for a in _CRUD),
@@ -49,6 +50,7 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "scoring.view_scoringmodel",
         "scoring.view_fitrule",
         "scoring.view_behaviorrule",
+        "scoring.view_rescorerun",
         "handoff.view_handoff",
         "handoff.view_transition",
         "handoff.view_rejectionreason",
@@ -65,9 +67,9 @@ def sync_roles(apps, schema_editor=None):
 
     # Permissions are normally created after migrate; create them now so we can assign them.
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
+        saved, app_config.models_module = getattr(app_config, "models_module", None), True
         create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        app_config.models_module = saved
 
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")

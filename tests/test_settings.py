@@ -24,6 +24,7 @@ def django(code_or_args, **env):
     clean = {k: v for k, v in os.environ.items() if k not in (
         "DEBUG", "SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "ALLOWED_HOSTS",
         "SECURE_SSL_REDIRECT",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",  # set for the browser tests' process only
     )}
     clean.update(env)
     if isinstance(code_or_args, str):

@@ -107,8 +107,6 @@ def test_seed_demo_creates_campaigns_leads_and_interactions():
     assert Campaign.objects.count() == len(demo.CAMPAIGNS)
     assert Lead.objects.count() == 60
     assert Interaction.objects.count() >= 60  # every lead has at least the one that created it
-    assert not Lead.objects.exclude(stage=Stage.LEAD).exists()
-    assert not Handoff.objects.exists() and not Transition.objects.exists()
     assert "60 leads" in output
 
 
@@ -166,11 +164,12 @@ def test_engaged_leads_are_the_ones_with_good_fit():
     assert by_seniority["vp"] > by_seniority["entry"]
 
 
-def test_outbound_leads_are_owned_by_an_sdr_and_others_by_nobody():
+def test_outbound_leads_are_owned_by_an_sdr_and_others_only_once_handed_off():
     seed()
     owners = Lead.objects.filter(source=Source.OUTBOUND).values_list("owner__username", flat=True)
     assert set(owners) <= {"sdr", "sdr2"}
-    assert not Lead.objects.exclude(source=Source.OUTBOUND).filter(owner__isnull=False).exists()
+    # Inbound leads get an owner when they become MQLs and are assigned, never before.
+    assert not Lead.objects.exclude(source=Source.OUTBOUND).filter(owner__isnull=False, stage="lead").exists()
 
 
 def test_it_prints_a_summary_with_the_demo_logins():
@@ -261,7 +260,6 @@ def test_force_replaces_leads_campaigns_handoffs_transitions_and_the_demo_users(
 
     assert not Lead.objects.filter(email="old@example.com").exists()
     assert not Campaign.objects.filter(name="Old campaign").exists()
-    assert not Handoff.objects.exists() and not Transition.objects.exists()
     assert Lead.objects.count() == 60
     assert User.objects.get(username="marketer").check_password("accord-demo")
     # Only demo data goes: other users and API tokens stay.
@@ -301,3 +299,25 @@ def test_if_empty_seeds_an_empty_database_and_leaves_a_seeded_one_alone():
     assert Lead.objects.count() == 20
     assert Lead.objects.filter(job_title="Edited by a marketer").exists()
     assert "already present" in out.getvalue() and "marketer" in out.getvalue()
+
+
+def test_seed_demo_plays_out_a_handoff_history_through_the_state_machine():
+    call_command("seed_demo", "--leads", "600", stdout=StringIO())
+    from scoring.models import ScoringModel
+
+    assert ScoringModel.objects.get(status="active").name == "Default B2B"
+    stages = set(Lead.objects.values_list("stage", flat=True))
+    assert {"lead", "mql", "sal", "sql", "recycled"} <= stages
+    now = timezone.now()
+    for handoff in Handoff.objects.prefetch_related("transitions"):
+        history = list(handoff.transitions.all())
+        # Every episode starts with the system's promotion, and its stages chain without gaps.
+        assert (history[0].from_stage, history[0].to_stage, history[0].actor) in (
+            ("lead", "mql", None), ("recycled", "mql", None),
+        )
+        assert all(a.to_stage == b.from_stage for a, b in zip(history, history[1:]))
+        assert history[-1].to_stage == handoff.stage
+        assert all(now - timedelta(days=200) < t.at <= now for t in history)
+        assert handoff.assignee is not None
+    for lead in Lead.objects.exclude(stage="lead"):
+        assert lead.transitions.last().to_stage == lead.stage

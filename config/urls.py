@@ -16,5 +16,6 @@ urlpatterns = [
     path("healthz", lead_views.healthz, name="healthz"),
     path("api/v1/", api.urls),
     path("", include("handoff.urls")),
+    path("reports/", include("handoff.reports.urls")),
     path("admin/", admin.site.urls),
 ]

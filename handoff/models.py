@@ -42,6 +42,8 @@ class Handoff(models.Model):
         related_name="handoffs",
     )
     sla_due_at = models.DateTimeField(null=True, blank=True)
+    # The SDR's first accept or reject: speed-to-lead and SLA compliance are measured to it.
+    first_action_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     qualified_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -82,6 +84,25 @@ class Handoff(models.Model):
 
     def __str__(self):
         return f"{self.lead} ({self.get_stage_display()})"
+
+
+class HandoffContribution(models.Model):
+    """One scoring rule's share of a lead's score at the moment it became an MQL.
+
+    Written once with the handoff; the rule-effectiveness report joins on it instead of digging
+    through JSON (which would also differ between PostgreSQL and SQLite)."""
+
+    handoff = models.ForeignKey(Handoff, on_delete=models.CASCADE, related_name="contributions")
+    rule_id = models.IntegerField(null=True, blank=True, help_text="FitRule or BehaviorRule id.")
+    rule_type = models.CharField(max_length=10)  # "fit" or "behavior"
+    label = models.CharField(max_length=100)
+    points = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["label", "handoff"], name="contribution_label_idx")]
+
+    def __str__(self):
+        return f"{self.label}: {self.points:+g}"
 
 
 class Transition(models.Model):

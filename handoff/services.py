@@ -17,7 +17,7 @@ from django.utils import timezone
 from leads.models import Lead, Stage
 from leads.roles import SDR
 
-from .models import Handoff, Transition
+from .models import Handoff, HandoffContribution, Transition
 
 # Stages from which the scoring engine may promote a lead to MQL.
 PROMOTABLE = (Stage.LEAD, Stage.RECYCLED)
@@ -98,6 +98,13 @@ def lead_promote_to_mql(
         breakdown_at_mql=list(breakdown),
         model_version=model_version,
     )
+    HandoffContribution.objects.bulk_create(
+        HandoffContribution(
+            handoff=handoff, rule_id=row.get("rule_id"), rule_type=row.get("type", ""), label=row["label"],
+            points=row["points"],
+        )
+        for row in breakdown
+    )
     Transition.objects.create(
         lead=lead, handoff=handoff, from_stage=from_stage, to_stage=Stage.MQL, actor=None, at=now, score=score
     )
@@ -152,6 +159,8 @@ def _move(
             )
         from_stage = handoff.stage
         fields = {"stage": to_stage, **(handoff_fields or {})}
+        if handoff.first_action_at is None:
+            fields["first_action_at"] = now
         if to_stage in CLOSING:
             fields["closed_at"] = now
         # The conditional UPDATE is the real check: if someone else moved it since we read it,

@@ -1,12 +1,13 @@
 """The state machine: every legal move, every illegal one, conflicts, permissions, audit rows."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 
 from handoff import services
-from handoff.models import Handoff, RejectionReason, Transition
+from handoff.models import Handoff, HandoffContribution, RejectionReason, Transition
 from leads.models import Lead
 from tests.conftest import skip_or_fail
 from tests.handoff.factories import HandoffFactory
@@ -221,3 +222,23 @@ def test_many_sdrs_accepting_one_handoff_at_once_give_exactly_one_success():
     assert sorted(results) == ["conflict"] * 11 + ["ok"]
     assert Transition.objects.filter(handoff=h).count() == 1
     assert stages(h) == ("sal", "sal")
+
+
+def test_the_first_sdr_action_is_recorded_once_for_speed_to_lead(handoff, sdr):
+    services.handoff_accept(handoff_id=handoff.pk, actor=sdr, now=handoff.created_at + timedelta(hours=2))
+    services.handoff_qualify(handoff_id=handoff.pk, actor=sdr, budget="", authority="", need="", timing="")
+    handoff.refresh_from_db()
+    assert handoff.first_action_at == handoff.created_at + timedelta(hours=2)
+
+
+def test_promotion_records_each_rules_contribution(sdr):
+    lead = LeadFactory(stage="lead")
+    breakdown = [
+        {"rule_id": 7, "type": "behavior", "label": "Demo request", "points": 40.0},
+        {"rule_id": 3, "type": "fit", "label": "VP title", "points": 20.0},
+    ]
+    promotion = services.lead_promote_to_mql(lead=lead, score=60, breakdown=breakdown, model_version="M v1")
+    rows = HandoffContribution.objects.filter(handoff_id=promotion.handoff_id).order_by("rule_id")
+    assert [(r.rule_id, r.rule_type, r.label, r.points) for r in rows] == [
+        (3, "fit", "VP title", 20.0), (7, "behavior", "Demo request", 40.0),
+    ]

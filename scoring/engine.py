@@ -186,7 +186,7 @@ def fit_points(model: ModelSpec, facts: Mapping) -> list[tuple[FitRuleSpec, floa
     ]
 
 
-def _interaction_applies(rule: BehaviorRuleSpec, fact: InteractionFact, now: datetime) -> bool:
+def interaction_applies(rule: BehaviorRuleSpec, fact: InteractionFact, now: datetime) -> bool:
     if fact.kind != rule.kind or fact.occurred_at > now:
         return False  # other kind, or not happened yet (clock skew, bad data)
     if rule.within_days is not None and fact.occurred_at < now - timedelta(days=float(rule.within_days)):
@@ -198,7 +198,7 @@ def _interaction_applies(rule: BehaviorRuleSpec, fact: InteractionFact, now: dat
     return True
 
 
-def _decayed_points(rule: BehaviorRuleSpec, fact: InteractionFact, now: datetime) -> float:
+def decayed_points(rule: BehaviorRuleSpec, fact: InteractionFact, now: datetime) -> float:
     points = float(rule.points)
     if rule.half_life_days is None:
         return points
@@ -225,9 +225,9 @@ def behavior_points(
     for rule in model.behavior_rules:
         # fsum: exact sum, so the order interactions arrive in cannot matter.
         s = math.fsum(
-            _decayed_points(rule, fact, now)
+            decayed_points(rule, fact, now)
             for fact in by_kind.get(rule.kind, ())
-            if _interaction_applies(rule, fact, now)
+            if interaction_applies(rule, fact, now)
         )
         result.append((rule, _capped(s, rule.max_points)))
     return result
@@ -249,12 +249,18 @@ def _breakdown(
     return tuple(rows)
 
 
-def score_lead(
-    model: ModelSpec, facts: Mapping, interactions: Iterable[InteractionFact], now: datetime
+def behavior_points_from_sums(
+    model: ModelSpec, sums: Mapping[Hashable, float]
+) -> list[tuple[BehaviorRuleSpec, float]]:
+    """Like ``behavior_points`` when the uncapped sums s (per rule id) were computed elsewhere,
+    e.g. aggregated in SQL by a bulk rescore: only the cap is applied here."""
+    return [(rule, _capped(float(sums.get(rule.id, 0.0)), rule.max_points)) for rule in model.behavior_rules]
+
+
+def assemble(
+    fit: list[tuple[FitRuleSpec, float]], behavior: list[tuple[BehaviorRuleSpec, float]]
 ) -> ScoreResult:
-    """Score one lead. ``facts`` as returned by ``lead_facts``."""
-    fit = fit_points(model, facts)
-    behavior = behavior_points(model, interactions, now)
+    """Totals, rounding and breakdown from per-rule points: the one place a score is put together."""
     fit_total = math.fsum(points for _, points in fit)
     engagement_total = math.fsum(points for _, points in behavior)
     return ScoreResult(
@@ -263,6 +269,13 @@ def score_lead(
         engagement_score=round_half_up(engagement_total),
         breakdown=_breakdown(fit, behavior),
     )
+
+
+def score_lead(
+    model: ModelSpec, facts: Mapping, interactions: Iterable[InteractionFact], now: datetime
+) -> ScoreResult:
+    """Score one lead. ``facts`` as returned by ``lead_facts``."""
+    return assemble(fit_points(model, facts), behavior_points(model, interactions, now))
 
 
 def score_leads(

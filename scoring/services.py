@@ -24,12 +24,13 @@ from django.utils import timezone
 from handoff.services import PROMOTABLE, TransitionConflict, lead_promote_to_mql
 from leads.models import Interaction, InteractionKind, Lead
 
-from . import engine
+from . import bulk, engine
 from .models import RescoreRun, ScoringModel
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1000  # leads per transaction in bulk runs and sweeps
+CHUNK = 1000  # leads per transaction in sweeps (and bulk runs on SQLite)
+BULK_CHUNK = 10000  # leads per transaction in set-wise bulk runs (PostgreSQL)
 SCORE_FIELDS = ["score", "fit_score", "engagement_score", "score_breakdown", "scored_at", "rescore_requested_at"]
 FACT_FIELDS = [name for name in engine.LEAD_FIELDS if name != "email_domain"]
 
@@ -144,6 +145,28 @@ def _apply(compiled: _Compiled, leads: list[Lead], now: datetime) -> RescoreOutc
         except TransitionConflict:
             log.info("lead %s moved while being promoted; left as is", lead.pk)
     return outcome
+
+
+def _promote_many(compiled: _Compiled, qualifying: list, now: datetime) -> int:
+    """Promote leads (already locked, scores written) that qualify; the recycled-lead rule applies."""
+    promoted = 0
+    leads = Lead.objects.in_bulk([lead_id for lead_id, _ in qualifying])
+    for lead_id, result in qualifying:
+        lead = leads[lead_id]
+        if lead.stage == "recycled" and not Interaction.objects.filter(
+            lead_id=lead_id, kind__slug__in=compiled.positive_kinds,
+            occurred_at__gt=lead.stage_changed_at, occurred_at__lte=now,
+        ).exists():
+            continue
+        try:
+            lead_promote_to_mql(
+                lead=lead, score=result.score, breakdown=result.breakdown,
+                model_version=compiled.model.version_label, now=now,
+            )
+            promoted += 1
+        except TransitionConflict:
+            log.info("lead %s moved while being promoted; left as is", lead_id)
+    return promoted
 
 
 def _locked(lead_ids: Iterable[int], *, skip_locked: bool):
@@ -262,14 +285,24 @@ def rescore_run_execute(*, run_id: int) -> RescoreRun:
             if model.status != ScoringModel.Status.ACTIVE:
                 break
             compiled = _compile(model)
+            set_wise = connection.vendor == "postgresql"
             with transaction.atomic():
                 ids = list(
-                    Lead.objects.filter(pk__gt=last_id).order_by("pk").values_list("pk", flat=True)[:CHUNK]
+                    Lead.objects.filter(pk__gt=last_id).order_by("pk")
+                    .values_list("pk", flat=True)[: BULK_CHUNK if set_wise else CHUNK]
                 )
                 if not ids:
                     break
-                leads = _locked(ids, skip_locked=False)
-                step = _apply(compiled, leads, now)
+                if set_wise:
+                    changed, promoted, skipped = bulk.rescore_chunk(
+                        compiled, ids, now, promote=partial(_promote_many, compiled, now=now)
+                    )
+                    step = RescoreOutcome(scored=len(ids), changed=changed, promoted=promoted)
+                else:
+                    skipped, step = [], _apply(compiled, _locked(ids, skip_locked=False), now)
+            if skipped:
+                # A single-lead rescore held them, maybe under the previous model: go again.
+                leads_request_rescore(lead_ids=skipped)
             last_id = ids[-1]
             RescoreRun.objects.filter(pk=run.pk).update(
                 heartbeat_at=timezone.now(),

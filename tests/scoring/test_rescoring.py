@@ -238,3 +238,57 @@ def test_a_redelivered_run_gives_the_same_result_as_one_run(model, django_captur
     services.rescore_run_execute(run_id=run.pk)
     assert Lead.objects.values("score", "stage").get(pk=lead.pk) == first == {"score": 60, "stage": "mql"}
     assert Handoff.objects.filter(lead=lead).count() == 1
+
+
+def test_a_bulk_run_agrees_exactly_with_the_engine_on_varied_data(django_capture_on_commit_callbacks):
+    """On PostgreSQL the bulk run aggregates in SQL; it must give the engine's exact answer."""
+    import random
+
+    from leads.models import Interaction, InteractionKind
+    from scoring import engine
+
+    rng = random.Random(7)
+    model = make_model(
+        threshold=1000,  # nobody is promoted: this test is about scores
+        fit=[VP, ("Big", "company_size", "between", [200, 5000], 15), ("Free", "email_domain", "in", ["gmail.com"], -10)],
+        behavior=[
+            PRICING,
+            {**DEMO, "points": 40},
+            {"kind": "content_download", "label": "Whitepaper", "points": 8, "half_life_days": 30,
+             "property": {"key": "asset_type", "operator": "equals", "value": "Whitepaper"}},
+            {"kind": "content_download", "label": "Long read", "points": 3, "max_points": 12,
+             "property": {"key": "pages", "operator": "gte", "value": 20}},
+            {"kind": "page_view", "label": "Views", "points": 0.7, "max_points": 9.5, "half_life_days": 3.5},
+            {"kind": "unsubscribe", "label": "Unsub", "points": -25, "max_points": 30},
+        ],
+        status="active",
+    )
+    kinds = {k.slug: k for k in InteractionKind.objects.all()}
+    now = timezone.now()
+    rows = []
+    for n in range(120):
+        lead = LeadFactory(
+            job_title=rng.choice(["VP Sales", "Analyst", "", "vp of ops"]),
+            company_size=rng.choice([None, 10, 200, 4999, 5001]),
+            email=f"p{n}@{rng.choice(['gmail.com', 'acme.io'])}",
+        )
+        for m in range(rng.randint(0, 25)):
+            kind = rng.choice(["pricing_page_view", "demo_request", "content_download", "page_view", "unsubscribe"])
+            props = {"asset_type": rng.choice(["whitepaper", "WHITEPAPER ", "ebook"]), "pages": rng.choice([5, "25", 40, "n/a"])}
+            rows.append(Interaction(
+                lead=lead, kind=kinds[kind], external_id=f"v-{n}-{m}", properties=props,
+                occurred_at=now - timedelta(days=rng.uniform(-2, 200)),
+            ))
+    Interaction.objects.bulk_create(rows)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.rescore_run_start(model=model, reason="test")
+    run.refresh_from_db()
+    spec = model.to_spec()
+    for lead in Lead.objects.all():
+        facts = [engine.InteractionFact(i.kind.slug, i.occurred_at, i.properties, i.external_id)
+                 for i in lead.interactions.select_related("kind")]
+        expected = engine.score_lead(spec, engine.lead_facts(lead), facts, run.started_at)
+        assert (lead.score, lead.fit_score, lead.engagement_score, lead.score_breakdown) == (
+            expected.score, expected.fit_score, expected.engagement_score, list(expected.breakdown)
+        ), lead.email

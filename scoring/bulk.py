@@ -1,0 +1,128 @@
+"""Set-wise rescoring for PostgreSQL: the heavy part (every interaction) is aggregated in SQL.
+
+For each chunk of leads, one SQL statement sums each behaviour rule's decayed points per lead (the
+uncapped s of the formula); rules with a property condition fetch just that property and are
+matched in Python with the engine's own `matches`, so the semantics cannot drift. The engine then
+applies caps, adds fit, rounds and builds the breakdown (`engine.assemble`) exactly as it does for a
+single lead, and changed rows are written back with COPY + one UPDATE ... FROM.
+"""
+
+import json
+from collections import defaultdict
+from datetime import datetime
+
+from django.db import connection
+from django.db.models.fields.json import KeyTransform
+
+from leads.models import Interaction, Lead
+
+from . import engine
+
+WRITE_COLUMNS = ("id", "score", "fit_score", "engagement_score", "score_breakdown")
+
+
+def behavior_sums(rules_by_kind_id: dict, lead_ids: tuple[int, int], now: datetime) -> dict[int, dict]:
+    """{lead_id: {rule_id: s}} for leads with id in [lo, hi] (uncapped, decayed sums)."""
+    lo, hi = lead_ids
+    sums: dict[int, dict] = defaultdict(dict)
+    plain = [(kind_id, rule) for kind_id, rules in rules_by_kind_id.items() for rule in rules if not rule.property]
+    if plain:
+        values = ", ".join(["(%s::bigint, %s::bigint, %s::float8, %s::float8, %s::float8)"] * len(plain))
+        params = [p for kind_id, r in plain for p in (r.id, kind_id, r.points, r.half_life_days, r.within_days)]
+        sql = f"""
+            SELECT i.lead_id, r.rule_id,
+                   SUM(r.points * CASE WHEN r.half_life IS NULL THEN 1.0
+                       ELSE power(0.5, EXTRACT(EPOCH FROM (%s - i.occurred_at)) / 86400.0 / r.half_life) END)
+            FROM {Interaction._meta.db_table} i
+            JOIN (VALUES {values}) AS r(rule_id, kind_id, points, half_life, within_days) ON r.kind_id = i.kind_id
+            WHERE i.lead_id BETWEEN %s AND %s AND i.occurred_at <= %s
+              AND (r.within_days IS NULL OR i.occurred_at >= %s - r.within_days * interval '1 day')
+            GROUP BY i.lead_id, r.rule_id
+        """
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [now, *params, lo, hi, now, now])
+            for lead_id, rule_id, s in cursor.fetchall():
+                sums[lead_id][rule_id] = s
+    for kind_id, rules in rules_by_kind_id.items():
+        for rule in rules:
+            if rule.property:
+                _property_rule_sums(rule, kind_id, lo, hi, now, sums)
+    return sums
+
+
+def _property_rule_sums(rule, kind_id, lo, hi, now, sums) -> None:
+    key = rule.property["key"]
+    rows = (
+        Interaction.objects.filter(lead_id__gte=lo, lead_id__lte=hi, kind_id=kind_id, occurred_at__lte=now)
+        .annotate(value=KeyTransform(key, "properties"))
+        .values_list("lead_id", "occurred_at", "value")
+        .iterator(chunk_size=10000)
+    )
+    for lead_id, occurred_at, value in rows:
+        fact = engine.InteractionFact(rule.kind, occurred_at, {key: value} if value is not None else {})
+        if engine.interaction_applies(rule, fact, now):
+            sums[lead_id][rule.id] = sums[lead_id].get(rule.id, 0.0) + engine.decayed_points(rule, fact, now)
+
+
+def write_scores(rows: list[tuple], scored_at: datetime) -> None:
+    """Write (id, score, fit, engagement, breakdown) rows and clear their rescore flags."""
+    if not rows:
+        return
+    table = Lead._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS rescore_out "
+            "(id bigint PRIMARY KEY, score int, fit_score int, engagement_score int, score_breakdown jsonb) "
+            "ON COMMIT DELETE ROWS"
+        )
+        with cursor.cursor.copy(f"COPY rescore_out ({', '.join(WRITE_COLUMNS)}) FROM STDIN") as copy:
+            for lead_id, score, fit, engagement, breakdown in rows:
+                copy.write_row((lead_id, score, fit, engagement, json.dumps(breakdown)))
+        cursor.execute(
+            f"UPDATE {table} AS l SET score = o.score, fit_score = o.fit_score, "
+            "engagement_score = o.engagement_score, score_breakdown = o.score_breakdown, "
+            "scored_at = %s, rescore_requested_at = NULL FROM rescore_out o WHERE l.id = o.id",
+            [scored_at],
+        )
+        cursor.execute("TRUNCATE rescore_out")
+
+
+def rescore_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int, int, list[int]]:
+    """Rescore the leads with ids in [ids[0], ids[-1]] inside the caller's transaction.
+
+    Returns (changed, promoted, skipped ids). Leads locked by a concurrent single-lead rescore are
+    skipped; the caller flags them so they are rescored again under the current model."""
+    spec = compiled.spec
+    fields = ["pk", *engine.LEAD_FIELDS.keys() - {"email_domain"}, "stage", "stage_changed_at", "score",
+              "fit_score", "engagement_score", "score_breakdown", "rescore_requested_at", "scored_at"]
+    rows = list(
+        Lead.objects.filter(pk__gte=ids[0], pk__lte=ids[-1]).order_by("pk")
+        .select_for_update(no_key=True, skip_locked=True, of=("self",)).values(*fields)
+    )
+    locked = {row["pk"] for row in rows}
+    skipped = [i for i in ids if i not in locked]
+    rules_by_kind_id: dict = defaultdict(list)
+    slug_to_id = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
+    for rule in spec.behavior_rules:
+        if rule.kind in slug_to_id:
+            rules_by_kind_id[slug_to_id[rule.kind]].append(rule)
+    sums = behavior_sums(rules_by_kind_id, (ids[0], ids[-1]), now) if rows else {}
+
+    out, changed, qualifying = [], 0, []
+    for row in rows:
+        result = engine.assemble(
+            engine.fit_points(spec, engine.lead_facts(row)),
+            engine.behavior_points_from_sums(spec, sums.get(row["pk"], {})),
+        )
+        breakdown = list(result.breakdown)
+        differs = (row["score"], row["fit_score"], row["engagement_score"], row["score_breakdown"]) != (
+            result.score, result.fit_score, result.engagement_score, breakdown
+        )
+        changed += differs
+        if differs or row["rescore_requested_at"] is not None or row["scored_at"] is None:
+            out.append((row["pk"], result.score, result.fit_score, result.engagement_score, breakdown))
+        if row["stage"] in ("lead", "recycled") and result.qualifies(spec):
+            qualifying.append((row["pk"], result))
+    write_scores(out, now)
+    promoted = promote(qualifying) if qualifying else 0
+    return changed, promoted, skipped

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -72,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Database down (e.g. restarting): a clean 503, not a traceback.
+    "config.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: it turns lockouts into a response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -175,6 +178,26 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# Content-Security-Policy (django-csp): scripts only from our own static files — no inline scripts
+# anywhere (the board and reports keep their JS in static/). Inline styles stay allowed because the
+# Django admin and htmx's indicator styles use them. The API's Swagger page (ninja) ships an inline
+# script, so it is excluded.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/v1/docs"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = _read("CELERY_BROKER_URL", env.str, default="")
 # No broker configured: run tasks inline (the embedded default needs no Redis).
@@ -217,6 +240,9 @@ if ACCORD_ASSIGNMENT not in ("round_robin", "least_loaded"):
 # The sweep rescores leads still flagged this many seconds after their interaction arrived
 # (their task was lost, e.g. the broker was down).
 ACCORD_SWEEP_SECONDS = _read("ACCORD_SWEEP_SECONDS", env.int, default=30)
+# Fault injection for the reliability tests only: seconds a rescore sleeps while holding its leads,
+# so a test can kill the worker mid-rescore. Always 0 in real use.
+ACCORD_RESCORE_DELAY_SECONDS = _read("ACCORD_RESCORE_DELAY_SECONDS", env.float, default=0.0)
 # How often engagement decay is applied to every lead with time-dependent rules.
 ACCORD_DECAY_MINUTES = _read("ACCORD_DECAY_MINUTES", env.int, default=60)
 

@@ -11,6 +11,7 @@ Concurrency rules (PostgreSQL; SQLite serialises writers anyway):
 """
 
 import logging
+import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -193,6 +194,8 @@ def leads_rescore(*, lead_ids: Collection[int], only_flagged: bool = False, now:
                 leads = [lead for lead in leads if lead.rescore_requested_at is not None]
             if not leads:
                 continue
+            if settings.ACCORD_RESCORE_DELAY_SECONDS:
+                time.sleep(settings.ACCORD_RESCORE_DELAY_SECONDS)  # reliability tests only
             if model is None:
                 # Nothing to score with: clear the flags so the sweep does not spin on them.
                 Lead.objects.filter(pk__in=[lead.pk for lead in leads]).update(rescore_requested_at=None)

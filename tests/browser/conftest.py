@@ -48,11 +48,15 @@ def page(browser, request):
     context = browser.new_context(viewport={"width": 1366, "height": 800})
     context.set_default_timeout(10_000)
     page = context.new_page()
+    # Everything must work under the Content-Security-Policy: a blocked script or style is a failure.
+    violations = []
+    page.on("console", lambda msg: "Content Security Policy" in msg.text and violations.append(msg.text))
     yield page
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^\w.-]+", "_", request.node.name)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     context.close()
+    assert not violations, f"Content-Security-Policy violations: {violations}"
 
 
 @pytest.fixture

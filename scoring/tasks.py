@@ -1,6 +1,7 @@
 """Celery tasks: thin wrappers that take ids and call scoring.services."""
 
 import logging
+import time
 
 from celery import shared_task
 from django.db import OperationalError as DatabaseError
@@ -33,11 +34,22 @@ def rescore_decay():
     services.rescore_decay()
 
 
+# After a failed publish, skip publishing for a few seconds: every attempt against a dead broker
+# costs the request seconds, and the sweep catches up on whatever was not enqueued.
+BROKER_BACKOFF_SECONDS = 5.0
+_broker_down_until = 0.0
+
+
 def _send(task, *args, what: str) -> None:
     """Enqueue, never failing the caller: if the broker is down the sweep picks the work up."""
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        log.info("broker recently unreachable; leaving %s to the sweep", what)
+        return
     try:
         task.delay(*args)
     except (BrokerError, ConnectionError, OSError) as exc:
+        _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
         log.warning("could not enqueue %s (%s); the periodic sweep will catch up", what, exc)
 
 

@@ -59,7 +59,9 @@ def _eager_celery(request):
         yield
         return
     from config.celery import app
+    from scoring import tasks
 
+    tasks._broker_down_until = 0.0  # no broker back-off carried over from another test
     saved = app.conf.task_always_eager, app.conf.task_eager_propagates
     app.conf.task_always_eager = app.conf.task_eager_propagates = True
     yield

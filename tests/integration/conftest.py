@@ -85,29 +85,44 @@ class Stack:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
 
-    def _spawn(self, name, args):
+    def _spawn(self, name, args, extra_env=None):
         LOGS.mkdir(parents=True, exist_ok=True)
         log = open(LOGS / f"{name}.log", "ab")
-        self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+        self.procs[name] = subprocess.Popen(args, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_web(self):
         self._spawn("gunicorn", [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind",
                                  f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "4"])
         wait_until(lambda: self.get("/healthz")[0] == 200, what="gunicorn")
 
-    def start_worker(self, name="worker", beat=True):
+    def start_worker(self, name="worker", beat=True, **extra_env):
+        """A Celery worker (one prefork child); extra_env e.g. ACCORD_SWEEP_SECONDS="15"."""
         args = [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO",
                 "--concurrency", "1", "--pool", "prefork", "-n", f"{name}@%h"]
         if beat:
-            args += ["--beat", "--schedule", str(LOGS / "celerybeat-schedule")]
-        self._spawn(name, args)
-        wait_until(lambda: b"ready" in (LOGS / f"{name}.log").read_bytes(), timeout=30, what=f"celery {name}")
+            args += ["--beat", "--schedule", str(LOGS / f"celerybeat-schedule-{name}")]
+        log = LOGS / f"{name}.log"
+        start = log.stat().st_size if log.exists() else 0
+        self._spawn(name, args, extra_env)
+        wait_until(lambda: b"ready" in log.read_bytes()[start:], timeout=30, what=f"celery {name}")
+
+    def log_since(self, name, start=0) -> bytes:
+        return (LOGS / f"{name}.log").read_bytes()[start:]
+
+    def children(self, name) -> list[int]:
+        """PIDs of a worker's pool processes (the ones that run tasks)."""
+        out = subprocess.run(["pgrep", "-P", str(self.procs[name].pid)], capture_output=True, text=True)
+        return [int(pid) for pid in out.stdout.split()]
 
     def kill(self, name, sig=signal.SIGKILL):
         proc = self.procs.pop(name)
         os.killpg(proc.pid, sig)
-        proc.wait(15)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
     def stop(self):
         for name in list(self.procs):
@@ -168,3 +183,16 @@ def stack(django_db_setup, django_db_blocker):
     finally:
         running.stop()
         redis.stop()
+
+
+@pytest.fixture(scope="session")
+def figures():
+    """Measured figures of the fault tests, written to test-artifacts/integration/figures.json for
+    docs/reliability.md."""
+    found: dict = {}
+    yield found
+    if found:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        path = LOGS / "figures.json"
+        old = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**old, **found}, indent=2, default=str))

@@ -292,3 +292,22 @@ def test_a_bulk_run_agrees_exactly_with_the_engine_on_varied_data(django_capture
         assert (lead.score, lead.fit_score, lead.engagement_score, lead.score_breakdown) == (
             expected.score, expected.fit_score, expected.engagement_score, list(expected.breakdown)
         ), lead.email
+
+
+def test_after_a_failed_publish_enqueueing_backs_off_for_a_few_seconds(monkeypatch):
+    calls = []
+
+    def broker_down(*args, **kwargs):
+        calls.append(args)
+        raise BrokerError("Connection refused")
+
+    monkeypatch.setattr(tasks.rescore_leads, "delay", broker_down)
+    clock = [1000.0]
+    monkeypatch.setattr(tasks.time, "monotonic", lambda: clock[0])
+
+    tasks.enqueue_rescore([1])
+    tasks.enqueue_rescore([2])  # within the back-off: not even tried
+    assert len(calls) == 1
+    clock[0] += tasks.BROKER_BACKOFF_SECONDS + 0.1
+    tasks.enqueue_rescore([3])
+    assert len(calls) == 2

@@ -71,6 +71,14 @@ class Handoff(models.Model):
                 name="handoff_open_stage_idx",
                 condition=models.Q(closed_at__isnull=True),
             ),
+            # The MQL column: open handoffs by SLA urgency.
+            models.Index(
+                fields=["stage", "sla_due_at"],
+                name="handoff_open_sla_idx",
+                condition=models.Q(closed_at__isnull=True),
+            ),
+            # The board's recycled/disqualified view: recently closed episodes.
+            models.Index(fields=["closed_at"], name="handoff_closed_idx", condition=models.Q(closed_at__isnull=False)),
             # Board filter "mine" and per-SDR reports.
             models.Index(fields=["assignee", "stage"], name="handoff_assignee_stage_idx"),
             # Reports filter by MQL date.

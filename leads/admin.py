@@ -2,6 +2,8 @@ from django.contrib import admin, messages
 from import_export.admin import ImportMixin
 from import_export.formats.base_formats import CSV
 
+from handoff.admin import TransitionInline
+
 from . import services
 from .models import ApiToken, Campaign, Interaction, InteractionKind, Lead
 from .resources import LeadResource
@@ -64,7 +66,8 @@ class LeadAdmin(ImportMixin, admin.ModelAdmin):
         ("BANT", {"fields": ("bant_budget", "bant_authority", "bant_need", "bant_timing")}),
         ("Record", {"fields": ("created_at", "updated_at")}),
     )
-    inlines = [InteractionInline]
+    # Marketing sees sales' feedback on the lead itself: every stage change with reason and note.
+    inlines = [InteractionInline, TransitionInline]
 
     @admin.display(description="Name", ordering="last_name")
     def full_name(self, obj):

@@ -80,6 +80,8 @@ def test_a_marketer_edits_a_lead_but_not_its_stage_or_score(client_for, marketer
             "score": "999",
             "interactions-TOTAL_FORMS": "0",
             "interactions-INITIAL_FORMS": "0",
+            "transitions-TOTAL_FORMS": "0",
+            "transitions-INITIAL_FORMS": "0",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]

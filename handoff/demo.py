@@ -8,7 +8,7 @@ import random
 from datetime import datetime, timedelta
 
 from handoff import services as handoffs
-from handoff.models import Handoff, RejectionReason
+from handoff.models import RejectionReason
 from leads.models import Interaction, Lead
 from scoring import engine
 from scoring.defaults import DEFAULT_MODEL
@@ -80,6 +80,8 @@ def seed_history(*, rng: random.Random, users: dict, anchor: datetime) -> int:
         if found:
             moments.append((found[0] + timedelta(minutes=rng.randint(2, 30)), lead, found[1]))
 
+    # The same user objects throughout, so their permission caches are filled once.
+    sdrs = {user.pk: user for user in users.values()}
     count = 0
     # In time order, so round-robin assignment and SDR workload unfold as they would have.
     for mql_at, lead, result in sorted(moments, key=lambda m: (m[0], m[1].pk)):
@@ -94,16 +96,15 @@ def seed_history(*, rng: random.Random, users: dict, anchor: datetime) -> int:
             lead=lead, score=result.score, breakdown=result.breakdown, model_version=version, now=mql_at
         )
         count += 1
-        _play_out(rng, promotion.handoff_id, result, reasons, mql_at, anchor)
+        _play_out(rng, promotion, result, reasons, mql_at, anchor, sdrs)
 
     model_publish(model=model, by=users.get("marketer"))
     return count
 
 
-def _play_out(rng, handoff_id: int, result, reasons, mql_at: datetime, anchor: datetime) -> None:
+def _play_out(rng, promotion, result, reasons, mql_at: datetime, anchor: datetime, sdrs: dict) -> None:
     """What the assigned SDR did with one MQL, as far as the time up to `anchor` allows."""
-    handoff = Handoff.objects.select_related("assignee").get(pk=handoff_id)
-    sdr = handoff.assignee
+    handoff_id, sdr = promotion.handoff_id, sdrs.get(promotion.assignee_id)
     if sdr is None:
         return
     good_fit = result.fit_score >= 30

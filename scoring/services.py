@@ -108,6 +108,23 @@ def _score(compiled: _Compiled, leads: list[Lead], now: datetime) -> tuple[dict,
     return results, interactions
 
 
+def _write(leads: list[Lead]) -> None:
+    """Write the score fields of `leads`: one UPDATE per lead, sent as one executemany.
+
+    Faster than bulk_update's CASE expressions (which SQLite in particular evaluates slowly) and the
+    same statements on both databases."""
+    if not leads:
+        return
+    fields = [Lead._meta.get_field(name) for name in SCORE_FIELDS]
+    assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {connection.ops.quote_name(Lead._meta.db_table)} SET {assignments} WHERE id = %s"
+    rows = [
+        [f.get_db_prep_save(getattr(lead, f.attname), connection) for f in fields] + [lead.pk] for lead in leads
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
 def _has_new_engagement(compiled: _Compiled, lead: Lead, facts: list) -> bool:
     """A recycled lead becomes an MQL again only after positive engagement since its rejection."""
     return any(f.kind in compiled.positive_kinds and f.occurred_at > lead.stage_changed_at for f in facts)
@@ -129,8 +146,7 @@ def _apply(compiled: _Compiled, leads: list[Lead], now: datetime) -> RescoreOutc
             lead.score, lead.fit_score, lead.engagement_score = result.score, result.fit_score, result.engagement_score
             lead.score_breakdown, lead.scored_at, lead.rescore_requested_at = breakdown, now, None
             dirty.append(lead)
-    if dirty:
-        Lead.objects.bulk_update(dirty, SCORE_FIELDS, batch_size=500)
+    _write(dirty)
     version = compiled.model.version_label
     for lead in leads:
         result = results[lead.pk]

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from leads.models import Lead, Stage
+from leads.models import Campaign, Lead, Source, Stage
 
 
 class RejectionReason(models.Model):
@@ -52,6 +52,12 @@ class Handoff(models.Model):
         RejectionReason, null=True, blank=True, on_delete=models.PROTECT, related_name="handoffs"
     )
     rejection_note = models.TextField(blank=True)
+    # Attribution as it was when the lead became an MQL: reports group by these without joining the
+    # (much larger) lead table, and a later edit of the lead does not rewrite history.
+    source = models.CharField(max_length=20, choices=Source.choices, blank=True)
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="handoffs"
+    )
     score_at_mql = models.IntegerField(default=0)
     breakdown_at_mql = models.JSONField(default=list, blank=True)
     model_version = models.CharField(max_length=100, blank=True, help_text="Scoring model at MQL time.")
@@ -81,8 +87,9 @@ class Handoff(models.Model):
             models.Index(fields=["closed_at"], name="handoff_closed_idx", condition=models.Q(closed_at__isnull=False)),
             # Board filter "mine" and per-SDR reports.
             models.Index(fields=["assignee", "stage"], name="handoff_assignee_stage_idx"),
-            # Reports filter by MQL date.
+            # Reports filter by MQL date (and model version).
             models.Index(fields=["created_at"], name="handoff_created_idx"),
+            models.Index(fields=["model_version", "created_at"], name="handoff_version_created_idx"),
         ]
         permissions = [
             ("work_handoff", "Can accept, qualify and reject handoffs on the board"),
@@ -107,6 +114,11 @@ class HandoffContribution(models.Model):
     points = models.FloatField()
 
     class Meta:
+        constraints = [
+            # One row per rule label and handoff (same-label rules are merged when written), so the
+            # rule report counts handoffs without DISTINCT.
+            models.UniqueConstraint(fields=["handoff", "label"], name="one_contribution_per_label"),
+        ]
         indexes = [models.Index(fields=["label", "handoff"], name="contribution_label_idx")]
 
     def __str__(self):

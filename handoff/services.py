@@ -73,6 +73,22 @@ def sla_due(start: datetime) -> datetime:
     return start + timedelta(hours=settings.ACCORD_SLA_HOURS)
 
 
+def _contributions(handoff: Handoff, breakdown) -> list[HandoffContribution]:
+    """One row per rule label; a fit and a behaviour rule sharing a label are merged ("mixed")."""
+    merged: dict[str, HandoffContribution] = {}
+    for row in breakdown:
+        label = row["label"]
+        if label in merged:
+            merged[label].points += row["points"]
+            merged[label].rule_type, merged[label].rule_id = "mixed", None
+        else:
+            merged[label] = HandoffContribution(
+                handoff=handoff, rule_id=row.get("rule_id"), rule_type=row.get("type", ""), label=label,
+                points=row["points"],
+            )
+    return list(merged.values())
+
+
 @transaction.atomic
 def lead_promote_to_mql(
     *, lead: Lead, score: int, breakdown, model_version: str, now: datetime | None = None
@@ -94,17 +110,13 @@ def lead_promote_to_mql(
         created_at=now,
         assignee=assignee,
         sla_due_at=sla_due(now),
+        source=lead.source,
+        campaign_id=lead.campaign_id,
         score_at_mql=score,
         breakdown_at_mql=list(breakdown),
         model_version=model_version,
     )
-    HandoffContribution.objects.bulk_create(
-        HandoffContribution(
-            handoff=handoff, rule_id=row.get("rule_id"), rule_type=row.get("type", ""), label=row["label"],
-            points=row["points"],
-        )
-        for row in breakdown
-    )
+    HandoffContribution.objects.bulk_create(_contributions(handoff, breakdown))
     Transition.objects.create(
         lead=lead, handoff=handoff, from_stage=from_stage, to_stage=Stage.MQL, actor=None, at=now, score=score
     )

@@ -143,8 +143,9 @@ class Lead(models.Model):
             ),
             # Board filter "mine" and per-SDR reports.
             models.Index(fields=["owner", "stage"], name="lead_owner_stage_idx"),
-            # Reports by source / campaign.
+            # Reports by source / campaign; the funnel counts leads created per period and source.
             models.Index(fields=["source"], name="lead_source_idx"),
+            models.Index(fields=["created_at"], include=["source", "campaign"], name="lead_created_idx"),
             models.Index(fields=["campaign", "stage"], name="lead_campaign_stage_idx"),
         ]
         permissions = [

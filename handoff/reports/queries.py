@@ -290,9 +290,9 @@ def selected(f: ReportFilters, prefix: str = "") -> Q:
     MQL date in range, lead source / campaign, model version."""
     q = Q(**{f"{prefix}created_at__gte": f.start, f"{prefix}created_at__lt": f.end})
     if f.source:
-        q &= Q(**{f"{prefix}lead__source": f.source})
+        q &= Q(**{f"{prefix}source": f.source})
     if f.campaign:
-        q &= Q(**{f"{prefix}lead__campaign_id": f.campaign})
+        q &= Q(**{f"{prefix}campaign_id": f.campaign})
     if f.model_version:
         q &= Q(**{f"{prefix}model_version": f.model_version})
     return q
@@ -408,7 +408,7 @@ def funnel(f: ReportFilters, *, now) -> Result:
     handoff_rows = (
         with_stage_transitions(handoffs(f))
         .annotate(cohort=trunc(unit))
-        .values("cohort", "lead__source")
+        .values("cohort", "source")
         .annotate(
             mqls=Count("id"),
             sals=Count("id", filter=ACCEPTED),
@@ -426,7 +426,7 @@ def funnel(f: ReportFilters, *, now) -> Result:
         _add(total, row, ["leads"])
     for row in handoff_rows:
         _add(by_cohort[_key(row["cohort"])], row, STAGES)
-        _add(by_source[row["lead__source"]], row, STAGES)
+        _add(by_source[row["source"]], row, STAGES)
         _add(total, row, STAGES)
 
     result = Result(empty=not total.get("mqls"))
@@ -536,7 +536,7 @@ def acceptance(f: ReportFilters, *, now, campaigns) -> Result:
     # reason) are few, and summing them here is cheaper than scanning the handoffs four times.
     cube = (
         handoffs(f)
-        .values("lead__source", "lead__campaign_id", "model_version", "rejection_reason__label")
+        .values("source", "campaign_id", "model_version", "rejection_reason__label")
         .annotate(
             mqls=Count("id"),
             decided=Count("id", filter=DECIDED),
@@ -561,8 +561,8 @@ def acceptance(f: ReportFilters, *, now, campaigns) -> Result:
     total: dict = {}
     for row in cube:
         keys = {
-            "source": row["lead__source"],
-            "campaign": row["lead__campaign_id"],
+            "source": row["source"],
+            "campaign": row["campaign_id"],
             "version": row["model_version"],
         }
         for name, key in keys.items():
@@ -882,10 +882,10 @@ def cost(f: ReportFilters, *, now, campaigns) -> Result:
     """`campaigns` is the list the filter bar loaded (id, name, channel, spend, dates): reused here."""
     rows = (
         handoffs(f)
-        .values("lead__campaign_id")
+        .values("campaign_id")
         .annotate(mqls=Count("id"), sqls=Count("id", filter=QUALIFIED))
     )
-    by_campaign = {row["lead__campaign_id"]: row for row in rows}
+    by_campaign = {row["campaign_id"]: row for row in rows}
     no_campaign = by_campaign.pop(None, {"mqls": 0})
     result = Result(empty=not by_campaign and not no_campaign["mqls"])
     if result.empty:
@@ -1070,16 +1070,15 @@ def rules(f: ReportFilters, *, now) -> Result:
     result = Result(empty=not total["mqls"])
     if result.empty:
         return result
-    # Per rule label: the MQLs it contributed to. Distinct, because one model may have two rules with
-    # one label (see docs/reports.md: merging those at MQL time would let this drop DISTINCT).
+    # Per rule label: the MQLs it contributed to (one contribution row per handoff and label).
     per_rule = (
         HandoffContribution.objects.filter(selected(f, "handoff__"))
         .values("label")
         .annotate(
-            mqls=Count("handoff_id", distinct=True),
-            decided=Count("handoff_id", distinct=True, filter=Q(handoff__first_action_at__isnull=False)),
-            accepted=Count("handoff_id", distinct=True, filter=Q(handoff__accepted_at__isnull=False)),
-            sqls=Count("handoff_id", distinct=True, filter=Q(handoff__qualified_at__isnull=False)),
+            mqls=Count("handoff_id"),
+            decided=Count("handoff_id", filter=Q(handoff__first_action_at__isnull=False)),
+            accepted=Count("handoff_id", filter=Q(handoff__accepted_at__isnull=False)),
+            sqls=Count("handoff_id", filter=Q(handoff__qualified_at__isnull=False)),
             avg_points=Avg("points"),
         )
         .order_by()

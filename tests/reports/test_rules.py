@@ -68,5 +68,6 @@ def test_two_rules_with_one_label_count_an_mql_once(mgr, sdr, sdr2, manager):
     services.lead_promote_to_mql(lead=LeadFactory(), score=70, breakdown=twice, model_version="v", now=when)
     services.lead_promote_to_mql(lead=LeadFactory(), score=70, breakdown=[], model_version="v", now=when)
     row = get_page(mgr, URL, **RANGE).row("rules", "Senior")
-    # One MQL with the label (its two contributions averaged: 12.5 points), one without.
-    assert (row["MQLs with"], row["MQLs without"], row["Avg. points"]) == ("1", "1", "+12.5")
+    # One MQL with the label (its two contributions are merged when written: 20 + 5 = 25 points),
+    # one without.
+    assert (row["MQLs with"], row["MQLs without"], row["Avg. points"]) == ("1", "1", "+25.0")

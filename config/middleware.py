@@ -1,6 +1,7 @@
 """Site-wide middleware of our own."""
 
 import logging
+import time
 
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
@@ -45,3 +46,33 @@ def _is_query_error(exc: DatabaseError) -> bool:
         for hint in ("connect", "connection", "server closed", "terminating", "shutting down", "starting up",
                      "the database system is", "no route", "timeout", "broken pipe", "database is locked")
     )
+
+
+class ServerTimingMiddleware:
+    """`Server-Timing: app;dur=<ms>, db;dur=<ms>;desc="<n> queries"` on every response, so the
+    benchmark (and a browser's dev tools) can tell server time from network and queueing."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.db import connection
+
+        timing = {"n": 0, "db": 0.0}
+
+        def measure(execute, sql, params, many, context):
+            started = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                timing["n"] += 1
+                timing["db"] += time.perf_counter() - started
+
+        started = time.perf_counter()
+        with connection.execute_wrapper(measure):
+            response = self.get_response(request)
+        app_ms = (time.perf_counter() - started) * 1000
+        response["Server-Timing"] = (
+            f'app;dur={app_ms:.1f}, db;dur={timing["db"] * 1000:.1f};desc="{timing["n"]} queries"'
+        )
+        return response

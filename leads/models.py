@@ -181,8 +181,10 @@ class InteractionKind(models.Model):
 
 
 class Interaction(models.Model):
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="interactions")
-    kind = models.ForeignKey(InteractionKind, on_delete=models.PROTECT, related_name="interactions")
+    # No single-column FK indexes: the composite indexes below start with these columns, and every
+    # extra index costs each of the many inserts.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="interactions", db_index=False)
+    kind = models.ForeignKey(InteractionKind, on_delete=models.PROTECT, related_name="interactions", db_index=False)
     occurred_at = models.DateTimeField()
     properties = models.JSONField(default=dict, blank=True)
     # The sender's idempotency key: a repeated delivery is stored once.

@@ -73,7 +73,20 @@ class _Compiled:
     positive_kinds: frozenset  # slugs of kinds that can raise the score (recycled leads' rule)
 
 
+_compiled_cache: dict[tuple, _Compiled] = {}
+
+
 def _compile(model: ScoringModel) -> _Compiled:
+    """The engine's view of `model`, cached per (model, version, last change): a worker rescoring
+    many small batches compiles the active model once, not three queries per task."""
+    key = (model.pk, model.version, model.updated_at)
+    if key not in _compiled_cache:
+        _compiled_cache.clear()
+        _compiled_cache[key] = _compile_now(model)
+    return _compiled_cache[key]
+
+
+def _compile_now(model: ScoringModel) -> _Compiled:
     spec = model.to_spec()
     used = {rule.kind for rule in spec.behavior_rules}
     kind_slugs = dict(InteractionKind.objects.filter(slug__in=used).values_list("id", "slug"))
@@ -381,7 +394,7 @@ def model_rules_changed(*, model: ScoringModel) -> RescoreRun | None:
 def model_preview_impact(*, model: ScoringModel, now: datetime | None = None, sample_size: int = 10) -> Impact:
     """What publishing `model` would do, computed with the same engine and written nowhere."""
     now = now or timezone.now()
-    compiled = _compile(model)
+    compiled = _compile_now(model)  # a draft's rules change without a version bump: never cached
     impact = Impact()
     last_id = 0
     while True:

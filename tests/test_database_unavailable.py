@@ -33,3 +33,10 @@ def test_a_programming_error_is_not_disguised_as_unavailability(client_for, sdr,
     client.raise_request_exception = False
     monkeypatch.setattr(views, "lead_counts_by_stage", lambda: (_ for _ in ()).throw(ProgrammingError("no such column")))
     assert client.get("/").status_code == 500
+
+
+def test_every_response_says_how_long_the_server_and_database_took(client_for, sdr):
+    timing = client_for(sdr).get("/")["Server-Timing"]
+    app, db = timing.split(", ")
+    assert app.startswith("app;dur=") and float(app.split("=")[1]) > 0
+    assert db.startswith("db;dur=") and 'queries"' in db

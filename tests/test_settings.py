@@ -88,3 +88,11 @@ def test_check_deploy_reports_nothing_on_production_settings():
     out = django(["check", "--deploy", "--fail-level", "WARNING"], **PRODUCTION)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "no issues" in out.stdout
+
+
+def test_collectstatic_works_on_production_settings(tmp_path):
+    """The manifest storage of production refuses a CSS/JS file that references a missing asset."""
+    out = django(["collectstatic", "--noinput", "-v0"], **PRODUCTION, STATIC_ROOT=str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    manifest = (tmp_path / "staticfiles.json").read_text()
+    assert "vendor/htmx-2.0.11/htmx.min.js" in manifest and "vendor/chartjs-4.5.1/chart.umd.min.js" in manifest

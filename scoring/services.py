@@ -143,9 +143,10 @@ def _has_new_engagement(compiled: _Compiled, lead: Lead, facts: list) -> bool:
     return any(f.kind in compiled.positive_kinds and f.occurred_at > lead.stage_changed_at for f in facts)
 
 
-def _apply(compiled: _Compiled, leads: list[Lead], now: datetime) -> RescoreOutcome:
-    """Score `leads` (already locked), write what changed, clear flags, promote new MQLs."""
-    results, interactions = _score(compiled, leads, now)
+def _apply(compiled: _Compiled, leads: list[Lead], now: datetime, scored: tuple | None = None) -> RescoreOutcome:
+    """Write the scores of `leads` (locked by the caller) that changed, clear their flags, promote
+    new MQLs. `scored` is what `_score` returned if the caller computed it already."""
+    results, interactions = scored or _score(compiled, leads, now)
     outcome = RescoreOutcome(scored=len(leads))
     dirty = []
     for lead in leads:
@@ -211,26 +212,52 @@ def leads_rescore(*, lead_ids: Collection[int], only_flagged: bool = False, now:
 
     only_flagged: skip leads whose flag is already clear (a later rescore already covered them) —
     this is what turns a burst of interactions for one lead into a single rescore.
+
+    The slow part (reading interactions, scoring) runs without locks; the write is a short
+    transaction that locks the leads and keeps only those whose flag is still what was read before
+    scoring. A changed flag means an interaction committed meanwhile: its own task rescores the lead.
+    A lead being written by someone else is waited for, never overwritten with older data.
     """
     ids = sorted(set(lead_ids))
     outcome = RescoreOutcome()
     for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        model = active_model()
+        leads = list(Lead.objects.filter(pk__in=chunk).order_by("pk"))
+        if only_flagged:
+            leads = [lead for lead in leads if lead.rescore_requested_at is not None]
+        if not leads:
+            continue
+        if settings.ACCORD_RESCORE_DELAY_SECONDS:
+            time.sleep(settings.ACCORD_RESCORE_DELAY_SECONDS)  # reliability tests only
+        when = now or timezone.now()
+        if model is None:
+            # Nothing to score with: clear the flags (as read) so the sweep does not spin on them.
+            for lead in leads:
+                Lead.objects.filter(pk=lead.pk, rescore_requested_at=lead.rescore_requested_at).update(
+                    rescore_requested_at=None
+                )
+            continue
+        compiled = _compile(model)
+        scored = _score(compiled, leads, when)
         with transaction.atomic():
-            model = active_model()
-            leads = _locked(ids[start : start + CHUNK], skip_locked=True)
-            outcome.skipped += len(ids[start : start + CHUNK]) - len(leads)
-            if only_flagged:
-                leads = [lead for lead in leads if lead.rescore_requested_at is not None]
-            if not leads:
+            flags = dict(_lock_flags([lead.pk for lead in leads]))
+            if not ScoringModel.objects.filter(pk=model.pk, status=model.status, version=model.version).exists():
+                # The model changed while we scored: its bulk run (or the sweep) covers these leads.
+                outcome.skipped += len(leads)
                 continue
-            if settings.ACCORD_RESCORE_DELAY_SECONDS:
-                time.sleep(settings.ACCORD_RESCORE_DELAY_SECONDS)  # reliability tests only
-            if model is None:
-                # Nothing to score with: clear the flags so the sweep does not spin on them.
-                Lead.objects.filter(pk__in=[lead.pk for lead in leads]).update(rescore_requested_at=None)
-                continue
-            outcome.add(_apply(_compile(model), leads, now or timezone.now()))
+            fresh = [lead for lead in leads if lead.pk in flags and flags[lead.pk] == lead.rescore_requested_at]
+            outcome.skipped += len(leads) - len(fresh)
+            outcome.add(_apply(compiled, fresh, when, scored=scored))
     return outcome
+
+
+def _lock_flags(lead_ids: list[int]):
+    """Lock the leads (in id order, like every writer) and return (id, rescore flag) pairs."""
+    qs = Lead.objects.filter(pk__in=lead_ids).order_by("pk")
+    if connection.features.has_select_for_update:
+        qs = qs.select_for_update(no_key=True, of=("self",))
+    return qs.values_list("pk", "rescore_requested_at")
 
 
 def leads_request_rescore(*, lead_ids: Collection[int]) -> None:

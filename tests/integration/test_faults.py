@@ -90,7 +90,7 @@ def _slow_rescore_of_one_lead(stack, token, email, name):
     status, _ = stack.post("/api/v1/interactions", {"interactions": [item(f"kill-{email}", email, "demo_request")]}, token)
     assert status == 202
     wait_until(lambda: b"rescore_leads" in stack.log_since(name, log_start), timeout=15, what="the task to start")
-    time.sleep(1)  # inside the 4 s delay, holding the lead's lock in an open transaction
+    time.sleep(1)  # inside the 4 s delay: mid-rescore, nothing written yet
     assert Lead.objects.get(email=email).score == 0
 
 

@@ -311,3 +311,27 @@ def test_after_a_failed_publish_enqueueing_backs_off_for_a_few_seconds(monkeypat
     clock[0] += tasks.BROKER_BACKOFF_SECONDS + 0.1
     tasks.enqueue_rescore([3])
     assert len(calls) == 2
+
+
+def test_a_rescore_never_writes_over_an_interaction_that_arrived_while_it_was_scoring(model, monkeypatch):
+    lead = LeadFactory(job_title="VP Sales")
+    interact(lead, "pricing_page_view")
+    services.leads_request_rescore(lead_ids=[lead.pk])
+    real_score = services._score
+
+    def score_while_an_interaction_arrives(compiled, leads, now):
+        result = real_score(compiled, leads, now)
+        interact(lead, "demo_request")  # committed by an ingestion meanwhile...
+        Lead.objects.filter(pk=lead.pk).update(rescore_requested_at=timezone.now())  # ...which flags it
+        return result
+
+    monkeypatch.setattr(services, "_score", score_while_an_interaction_arrives)
+    outcome = services.leads_rescore(lead_ids=[lead.pk], only_flagged=True)
+
+    assert (outcome.scored, outcome.skipped) == (0, 1)
+    lead.refresh_from_db()
+    assert lead.score == 0 and lead.rescore_requested_at is not None  # left for the newer task
+    monkeypatch.setattr(services, "_score", real_score)
+    services.leads_rescore(lead_ids=[lead.pk], only_flagged=True)
+    lead.refresh_from_db()
+    assert lead.score == 70 and lead.rescore_requested_at is None

@@ -14,7 +14,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, UnreadablePostError
-from ninja import NinjaAPI, Status
+from django.urls import register_converter
+from ninja import NinjaAPI, P, PathEx, Status
 from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.openapi.schema import REF_TEMPLATE
@@ -203,7 +204,7 @@ def _lead_out(lead: Lead) -> dict:
 
 @api.post(
     "/interactions",
-    response={202: AcceptedOut, 400: ErrorsOut, 401: DetailOut, 413: ErrorsOut},
+    response={202: AcceptedOut, 400: ErrorsOut, 401: DetailOut, 413: ErrorsOut, 503: DetailOut},
     openapi_extra=_request_body(InteractionIn, InteractionBatchIn),
     summary="Store interactions",
 )
@@ -216,7 +217,7 @@ def post_interactions(request):
 
 @api.post(
     "/leads",
-    response={200: LeadOut, 201: LeadOut, 400: ErrorsOut, 401: DetailOut, 413: ErrorsOut},
+    response={200: LeadOut, 201: LeadOut, 400: ErrorsOut, 401: DetailOut, 413: ErrorsOut, 503: DetailOut},
     openapi_extra=_request_body(LeadUpsertIn),
     summary="Create or update a lead",
 )
@@ -227,12 +228,28 @@ def post_lead(request):
     return Status(201 if created else 200, _lead_out(lead))
 
 
+class _AnyTextConverter:
+    """Django's `path` converter, but matching line breaks too: an email with a stray newline still
+    reaches the view and gets the API's JSON 404 instead of Django's HTML page."""
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(_AnyTextConverter, "anytext")
+
+
 @api.get(
-    "/leads/{path:email}",
-    response={200: LeadOut, 401: DetailOut, 404: DetailOut},
+    "/leads/{anytext:email}",
+    response={200: LeadOut, 401: DetailOut, 404: DetailOut, 503: DetailOut},
     summary="Read a lead's stage and score",
 )
-def get_lead(request, email: str):
+def get_lead(request, email: PathEx[str, P(example="ann@acme.example")]):
     """The lead with this email (case-insensitive; URL-encode it, e.g. ann%40example.com)."""
     lead = ingest.lead_by_email(email)
     if lead is None:

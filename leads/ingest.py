@@ -217,8 +217,15 @@ def _field_where(raw: Any, test) -> str:
 
 def _raw_campaign(raw: Any) -> str | None:
     lead = raw.get("lead") if isinstance(raw, dict) else None
-    name = lead.get("campaign") if isinstance(lead, dict) else None
-    return name.strip() if isinstance(name, str) and name.strip() else None
+    return _campaign_name(lead.get("campaign") if isinstance(lead, dict) else None)
+
+
+def _campaign_name(name: Any) -> str | None:
+    """A campaign name worth looking up: non-blank text the database can store (a NUL or an unpaired
+    surrogate is reported by _encoding_problems; querying with it would be a database error)."""
+    if not isinstance(name, str) or not name.strip() or "\x00" in name or _has_surrogate(name):
+        return None
+    return name.strip()
 
 
 def _reference_problems(index: int, raw: Any, faulty: set[str], kinds: dict, campaigns: dict) -> list[dict]:
@@ -376,8 +383,7 @@ def lead_upsert(*, payload: Any) -> tuple[Lead, bool]:
         data = LeadUpsertIn.model_validate(payload)
     except pydantic.ValidationError as exc:
         errors.extend(pydantic_errors(0, exc))
-    name = payload.get("campaign")
-    name = name.strip() if isinstance(name, str) else None
+    name = _campaign_name(payload.get("campaign"))
     campaigns = dict(Campaign.objects.filter(name=name).values_list("name", "id")) if name else {}
     if name and not any(e["field"] == "campaign" for e in errors) and name not in campaigns:
         errors.append(error(0, "campaign", f"no campaign named {name!r}"))

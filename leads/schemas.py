@@ -70,6 +70,13 @@ def _not_in_future(value: datetime) -> datetime:
     return value
 
 
+def _not_bool_or_text(value: Any) -> Any:
+    # pydantic's lax mode would read true as 1 and "250" as 250; the document says integer.
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("int_type", "must be a whole number")
+    return value
+
+
 def _choice_key(value: Any) -> Any:
     # "VP " and "vp" name the same choice.
     return value.strip().lower() if isinstance(value, str) else value
@@ -119,7 +126,11 @@ class LeadFields(BaseModel):
     seniority: SeniorityValue = None
     company: Text200 = None
     industry: Text100 = None
-    company_size: Annotated[int | None, Field(ge=0, le=2_147_483_647, description="Employees.")] = None
+    company_size: Annotated[
+        Annotated[int, Field(ge=0, le=2_147_483_647)] | None,
+        BeforeValidator(_not_bool_or_text),
+        Field(description="Employees."),
+    ] = None
     annual_revenue: Annotated[
         Decimal | None, Field(ge=0, max_digits=16, decimal_places=2, allow_inf_nan=False)
     ] = None
@@ -150,10 +161,19 @@ class LeadFields(BaseModel):
         return values
 
 
+# Examples shown by the OpenAPI document (Swagger UI); Schemathesis also sends them, so the fuzz test
+# reaches the success path. Valid in any database: the kinds are the seeded ones, no campaign named.
+INTERACTION_EXAMPLE = {
+    "external_id": "hubspot-evt-981", "email": "ann@acme.example", "kind": "pricing_page_view",
+    "occurred_at": "2024-05-01T10:00:00+02:00", "properties": {"path": "/pricing"},
+    "lead": {"first_name": "Ann", "company": "Acme", "country": "de"},
+}
+
+
 class InteractionIn(BaseModel):
     """One interaction (one event a marketing tool saw)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [INTERACTION_EXAMPLE]})
 
     external_id: ExternalId = Field(description="The sender's idempotency key; a repeat is a duplicate.")
     email: Email
@@ -168,11 +188,22 @@ class InteractionIn(BaseModel):
 class InteractionBatchIn(BaseModel):
     """Many interactions in one request (1 to 1000)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"interactions": [
+        {"external_id": "evt-1", "email": "ann@acme.example", "kind": "page_view",
+         "occurred_at": "2024-05-01T08:00:00Z"},
+        {"external_id": "evt-2", "email": "bob@beta.example", "kind": "demo_request",
+         "occurred_at": "2024-05-01T08:05:00Z"},
+    ]}]})
+
     interactions: list[InteractionIn] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
 class LeadUpsertIn(LeadFields):
     """A lead, found by email (case-insensitive): created, or the given fields updated."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"email": "ann@acme.example", "job_title": "VP Marketing", "seniority": "vp", "company_size": 250},
+    ]})
 
     email: Email
 

@@ -335,3 +335,20 @@ def test_a_rescore_never_writes_over_an_interaction_that_arrived_while_it_was_sc
     services.leads_rescore(lead_ids=[lead.pk], only_flagged=True)
     lead.refresh_from_db()
     assert lead.score == 70 and lead.rescore_requested_at is None
+
+
+def test_without_a_broker_a_database_failure_in_the_inline_rescore_does_not_fail_the_caller(model, monkeypatch):
+    """Eager mode runs the rescore inline after the request committed: if the database goes away
+    then, the request has still succeeded and the lead stays flagged."""
+    from django.db import OperationalError
+
+    lead = LeadFactory()
+    Lead.objects.filter(pk=lead.pk).update(rescore_requested_at=timezone.now())
+
+    def database_gone(**kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "leads_rescore", database_gone)
+    tasks.enqueue_rescore([lead.pk])  # does not raise
+    lead.refresh_from_db()
+    assert lead.rescore_requested_at is not None

@@ -15,7 +15,7 @@ collection, before a database exists); `test_the_fuzzed_document_is_the_one_the_
 exactly what GET /api/v1/openapi.json answers. (schemathesis.pytest.from_fixture, the lazy loader, does
 not work with pytest 9.2: it sets `Function._nodeid`, which pytest 9 no longer has.)
 
-FUZZ_EXAMPLES=1500 makes a longer hunt (about 10 minutes); the default keeps CI under a minute.
+FUZZ_EXAMPLES=1500 makes a longer hunt (a few minutes); the default keeps CI well under a minute.
 """
 
 import os

@@ -5,8 +5,9 @@ docs/reliability.md): oversized bodies and items (413), malformed JSON, bodies t
 wrong-typed and missing fields, a future occurred_at, unknown kinds and campaigns, NUL and lone
 surrogates in properties and email, invalid UTF-8 and UTF-16 bodies. This file adds what was missing:
 the same categories for POST /api/v1/leads and GET /api/v1/leads/{email}, text the database cannot
-store in campaign names (two 500s Schemathesis found on PostgreSQL), Latin-1 bodies, and requests
-where every field has the wrong type at once.
+store in campaign names (two 500s Schemathesis found on PostgreSQL), booleans and text read as a
+company size (also found by Schemathesis), Latin-1 bodies, and requests where every field has the
+wrong type at once.
 """
 
 import json

@@ -39,9 +39,9 @@ def _postgresql():
         skip_or_fail("concurrent writers need PostgreSQL (SQLite runs one writer at a time)")
 
 
-def race(workers: int, rounds: int, act):
-    """Run act(worker, round, client) on `workers` threads, all starting each round together.
-    Returns results[round][worker] and the wall time."""
+def race(workers: int, rounds: int, act, sign_in=None):
+    """Run act(worker, round, client) on `workers` threads, all starting each round together (after
+    sign_in(worker, client), if given). Returns results[round][worker] and the wall time."""
     barrier = threading.Barrier(workers)
     results = [[None] * workers for _ in range(rounds)]
     failures = []
@@ -49,6 +49,8 @@ def race(workers: int, rounds: int, act):
     def run(worker):
         try:
             client = Client()
+            if sign_in:
+                sign_in(worker, client)
             for round_ in range(rounds):
                 barrier.wait(timeout=120)
                 results[round_][worker] = act(worker, round_, client)
@@ -169,17 +171,15 @@ def test_20_concurrent_accepts_of_one_handoff_give_one_success_and_19_conflicts_
                 sla_due_at=now + timedelta(hours=23),
             ).pk
         )
-    clients_ready = threading.Lock()
 
     def accept(worker, round_, client):
-        if round_ == 0:
-            with clients_ready:  # sign each client in once (sessions are rows: no need to race here)
-                client.force_login(actors[worker])
         started = time.perf_counter()
         response = client.post(f"/handoffs/{handoff_ids[round_]}/accept", HTTP_HX_REQUEST="true")
         return response.status_code, time.perf_counter() - started
 
-    results, seconds = race(CONTENDERS, ROUNDS, accept)
+    results, seconds = race(
+        CONTENDERS, ROUNDS, accept, sign_in=lambda w, client: client.force_login(actors[w])
+    )
 
     latencies = sorted(latency for row in results for _, latency in row)
     per_round = [sorted(status for status, _ in row) for row in results]
@@ -225,15 +225,13 @@ def test_20_sdrs_racing_for_one_unassigned_mql_give_one_owner_and_one_audit_row(
                 lead=lead, stage="mql", assignee=None, created_at=now, sla_due_at=now + timedelta(hours=24)
             ).pk
         )
-    clients_ready = threading.Lock()
 
     def accept(worker, round_, client):
-        if round_ == 0:
-            with clients_ready:
-                client.force_login(sdrs[worker])
         return client.post(f"/handoffs/{handoff_ids[round_]}/accept", HTTP_HX_REQUEST="true").status_code
 
-    results, seconds = race(CONTENDERS, POOL_ROUNDS, accept)
+    results, seconds = race(
+        CONTENDERS, POOL_ROUNDS, accept, sign_in=lambda w, client: client.force_login(sdrs[w])
+    )
 
     figures["pool_accepts"] = {
         "rounds": POOL_ROUNDS,

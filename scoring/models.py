@@ -148,9 +148,11 @@ class BehaviorRule(models.Model):
     def clean(self):
         errors = {}
         if self.property not in (None, {}):
-            errors.update(
-                {"property": f"{self.label}: {msg}" for msg in rules.validate_property_condition(self.property).values()}
-            )
+            # The condition is one form field, so every fault in it (key, operator, value) is listed
+            # under "property"; a dict keyed by "property" would keep only the last.
+            faults = rules.validate_property_condition(self.property).values()
+            if faults:
+                errors["property"] = [f"{self.label}: {msg}" for msg in faults]
         if self.max_points is not None and self.max_points <= 0:
             errors["max_points"] = f"{self.label}: max points must be positive (it caps the total either way)"
         if self.half_life_days is not None and self.half_life_days <= 0:

@@ -195,6 +195,27 @@ def test_the_admin_form_refuses_a_bad_rule_naming_it_and_changes_nothing(
     assert scoring_state() == before
 
 
+def test_a_property_condition_with_several_faults_shows_every_one(world, client_for):
+    """No key and a word where "gte" needs a number: both messages, not just the last one."""
+    before = scoring_state()
+    changes = {
+        "behavior_rules-0-property_key": "",
+        "behavior_rules-0-property_operator": "gte",
+        "behavior_rules-0-property_value": "long",
+    }
+
+    response = client_for(world.marketer).post(
+        f"/admin/scoring/scoringmodel/{world.active.pk}/change/", model_form_data(world.active, **changes)
+    )
+
+    assert response.status_code == 200
+    assert errors_by_field(response.content.decode())["property"] == [
+        'Demo request: the property key must be non-empty text; got ""',
+        'Demo request: "gte" needs a number, got "long"',
+    ]
+    assert scoring_state() == before
+
+
 def test_the_form_data_helper_saves_when_nothing_is_wrong(world, client_for):
     """The control for the table above: the same form, unchanged but for the threshold, is saved."""
     response = client_for(world.marketer).post(

@@ -36,6 +36,11 @@ class NotAllowed(Exception):
     """The user may not act on this handoff (wrong role, or another SDR's handoff)."""
 
 
+class Forbidden(NotAllowed):
+    """The user's role may not do this at all, whichever handoff it is (the board answers 403): a
+    marketer on the board, an SDR reassigning, a manager claiming."""
+
+
 @dataclass(frozen=True)
 class Promotion:
     lead_id: int
@@ -45,6 +50,12 @@ class Promotion:
 
 def active_sdrs():
     return get_user_model().objects.filter(is_active=True, groups__name=SDR)
+
+
+def is_active_sdr(user) -> bool:
+    """Handoffs belong to active SDRs: round-robin, reassignment, claiming and accepting an
+    unassigned MQL all give them only to one."""
+    return active_sdrs().filter(pk=user.pk).exists()
 
 
 def choose_assignee(*, strategy: str | None = None):
@@ -196,10 +207,11 @@ def _move(
 
 
 def handoff_accept(*, handoff_id: int, actor, now: datetime | None = None) -> Handoff:
-    """MQL → SAL. An unassigned handoff becomes the accepting user's."""
+    """MQL → SAL. An SDR who accepts an unassigned handoff takes it; a manager's accept leaves it
+    unassigned (handoffs belong to SDRs; a manager gives one to an SDR with reassign)."""
     now = now or timezone.now()
     fields, lead_fields = {"accepted_at": now}, {}
-    if Handoff.objects.filter(pk=handoff_id, assignee__isnull=True).exists():
+    if Handoff.objects.filter(pk=handoff_id, assignee__isnull=True).exists() and is_active_sdr(actor):
         fields["assignee"] = lead_fields["owner"] = actor
     return _move(
         handoff_id=handoff_id, actor=actor, action="accept", handoff_fields=fields, lead_fields=lead_fields, now=now
@@ -248,7 +260,7 @@ def handoff_close(*, handoff_id: int, actor, won: bool, note: str = "", now: dat
 def handoff_reassign(*, handoff_id: int, actor, to_user) -> Handoff:
     """A manager gives an open handoff to another active SDR (no stage change)."""
     if not actor.has_perm("handoff.reassign_handoff"):
-        raise NotAllowed(f"{actor} may not reassign handoffs")
+        raise Forbidden(f"{actor} may not reassign handoffs")
     if to_user is not None and not active_sdrs().filter(pk=to_user.pk).exists():
         raise ValueError(f"{to_user} is not an active SDR")
     handoff = Handoff.objects.select_for_update().get(pk=handoff_id)
@@ -261,9 +273,12 @@ def handoff_reassign(*, handoff_id: int, actor, to_user) -> Handoff:
 
 
 def handoff_claim(*, handoff_id: int, actor) -> Handoff:
-    """An SDR takes an unassigned open handoff; a conditional update so two claims cannot both win."""
-    if not actor.has_perm("handoff.work_handoff"):
-        raise NotAllowed(f"{actor} may not claim handoffs")
+    """An SDR takes an unassigned open handoff; a conditional update so two claims cannot both win.
+
+    Only active SDRs claim: claiming makes you the assignee, and handoffs belong to SDRs (a manager
+    holds work_handoff too, but gives a handoff to an SDR with reassign)."""
+    if not is_active_sdr(actor):
+        raise Forbidden(f"{actor} is not an active SDR; only SDRs claim handoffs")
     with transaction.atomic():
         claimed = Handoff.objects.filter(pk=handoff_id, assignee__isnull=True, closed_at__isnull=True).update(
             assignee=actor

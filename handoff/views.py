@@ -252,6 +252,8 @@ def claim(request, pk: int):
         services.handoff_claim(handoff_id=pk, actor=request.user)
     except services.TransitionConflict as exc:
         return _conflict(request, pk, exc)
+    except services.Forbidden as exc:  # a manager: they reassign instead
+        raise PermissionDenied(str(exc)) from exc
     except services.NotAllowed as exc:
         raise Http404("No such handoff.") from exc
     return _done(request, pk, from_stage=handoff.stage, message=f"Claimed {_name(handoff)}: it is yours now.")

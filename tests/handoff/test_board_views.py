@@ -600,6 +600,17 @@ def test_claim_without_javascript_redirects(client_for, sdr, unassigned):
     assert state(unassigned)[2] == sdr.pk
 
 
+def test_a_manager_may_not_claim_and_the_board_offers_them_reassign(client_for, manager, unassigned):
+    html = client_for(manager).get("/board/?owner=unassigned").content.decode()
+    card = re.search(rf'data-handoff-id="{unassigned.pk}".*?</article>', html, re.S).group(0)
+    assert ">Reassign<" in card and ">Claim<" not in card
+    for headers in (HX, {}):
+        response = client_for(manager).post(f"/handoffs/{unassigned.pk}/claim", **headers)
+        assert response.status_code == 403
+    assert state(unassigned) == ("mql", "mql", None, 0)
+    assert Lead.objects.get(pk=unassigned.lead_id).owner_id is None
+
+
 def test_a_manager_reassigns_to_an_active_sdr(client_for, manager, sdr, sdr2, mine):
     dialog = client_for(manager).get(f"/handoffs/{mine.pk}/reassign/dialog", **HX).content.decode()
     assert f'<option value="{sdr2.pk}">' in dialog and "Nobody (unassigned)" in dialog

@@ -167,6 +167,24 @@ def test_only_one_of_two_claims_wins(sdr, sdr2):
     assert h.assignee == sdr
 
 
+def test_a_manager_may_not_claim_a_handoff(manager):
+    """Claiming makes you the assignee, and handoffs belong to SDRs: a manager reassigns instead."""
+    h = HandoffFactory(assignee=None)
+    with pytest.raises(services.Forbidden):
+        services.handoff_claim(handoff_id=h.pk, actor=manager)
+    h.refresh_from_db()
+    assert h.assignee_id is None and Lead.objects.get(pk=h.lead_id).owner_id is None
+
+
+def test_a_managers_accept_of_an_unassigned_mql_leaves_it_unassigned(manager):
+    h = HandoffFactory(assignee=None)
+    services.handoff_accept(handoff_id=h.pk, actor=manager)
+    h.refresh_from_db()
+    assert stages(h) == ("sal", "sal")
+    assert h.assignee_id is None and Lead.objects.get(pk=h.lead_id).owner_id is None
+    assert audit(h) == [("mql", "sal", "manager")]
+
+
 def test_an_inactive_reason_cannot_be_used(handoff, sdr):
     r = reason("bad_timing")
     r.active = False

@@ -83,9 +83,9 @@ EXPECTED = {
     "accept": (LOGIN, 302, 404, 403, 302),
     "qualify": (LOGIN, 302, 404, 403, 302),
     "reject": (LOGIN, 302, 404, 403, 302),
-    # The unassigned MQL may be claimed by any SDR. A manager holds work_handoff too, so the endpoint
-    # lets them claim it although the board offers managers Reassign, not Claim (see docs/reliability.md).
-    "claim": (LOGIN, 302, 302, 403, 302),
+    # The unassigned MQL may be claimed by any SDR. Not by a manager, although they hold work_handoff
+    # too: claiming makes you the assignee and handoffs belong to SDRs; managers reassign instead.
+    "claim": (LOGIN, 302, 302, 403, 403),
     "reassign": (LOGIN, 403, 403, 403, 302),
     "lead detail": (LOGIN, 200, 404, 200, 200),
     "rule edit (admin)": (LOGIN, LOGIN, LOGIN, 302, 403),

@@ -291,12 +291,10 @@ def restore(generated_at: str) -> dict:
         deleted = conn.execute(
             "DELETE FROM leads_interaction WHERE external_id LIKE %s", (BENCH_ID_PREFIX + "%",)
         ).rowcount
+        conn.execute("DELETE FROM scoring_rescorerequest")
         new_leads = conn.execute(
             "DELETE FROM leads_lead WHERE email LIKE %s", ("%@" + NEW_LEAD_DOMAIN,)
         ).rowcount
-        conn.execute(
-            "UPDATE leads_lead SET rescore_requested_at = NULL WHERE rescore_requested_at IS NOT NULL"
-        )
         conn.execute("DELETE FROM leads_apitoken")
         conn.commit()
         conn.autocommit = True

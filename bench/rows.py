@@ -50,7 +50,6 @@ LEAD_COLUMNS = (
     "engagement_score",
     "score_breakdown",
     "scored_at",
-    "rescore_requested_at",
     "bant_budget",
     "bant_authority",
     "bant_need",
@@ -192,8 +191,7 @@ def lead_rows(rng, scale, people, campaigns, clock, state):
                     "0",
                     "0",
                     "[]",
-                    "\\N",
-                    "\\N",
+                    "\\N",  # scored_at
                     "",
                     "",
                     "",

@@ -57,7 +57,7 @@ class Context:
         while True:
             self.stack.check()
             flagged, runs = self.conn.execute(
-                "SELECT (SELECT count(*) FROM leads_lead WHERE rescore_requested_at IS NOT NULL), "
+                "SELECT (SELECT count(*) FROM scoring_rescorerequest), "
                 "(SELECT count(*) FROM scoring_rescorerun WHERE status IN ('queued', 'running'))"
             ).fetchone()
             self.conn.rollback()

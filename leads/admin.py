@@ -3,6 +3,7 @@ from import_export.admin import ImportMixin
 from import_export.formats.base_formats import CSV
 
 from handoff.admin import TransitionInline
+from scoring import services as scoring_services
 
 from . import services
 from .models import ApiToken, Campaign, Interaction, InteractionKind, Lead
@@ -44,7 +45,7 @@ class LeadAdmin(ImportMixin, admin.ModelAdmin):
         "engagement_score",
         "score_breakdown",
         "scored_at",
-        "rescore_requested_at",
+        "rescore_pending",
         "created_at",
         "updated_at",
     )
@@ -59,7 +60,7 @@ class LeadAdmin(ImportMixin, admin.ModelAdmin):
                     ("stage", "stage_changed_at"),
                     ("score", "fit_score", "engagement_score"),
                     "score_breakdown",
-                    ("scored_at", "rescore_requested_at"),
+                    ("scored_at", "rescore_pending"),
                 )
             },
         ),
@@ -72,6 +73,18 @@ class LeadAdmin(ImportMixin, admin.ModelAdmin):
     @admin.display(description="Name", ordering="last_name")
     def full_name(self, obj):
         return obj.full_name
+
+    @admin.display(description="Rescore requested")
+    def rescore_pending(self, obj):
+        """The oldest pending rescore request, if any (normally gone within a second)."""
+        oldest = obj.rescore_requests.order_by("requested_at").values_list("requested_at", flat=True).first()
+        return oldest or "—"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if form.has_changed():
+            # Lead fields feed the fit score.
+            scoring_services.leads_request_rescore(lead_ids=[obj.pk])
 
 
 @admin.register(Campaign)

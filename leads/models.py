@@ -106,10 +106,9 @@ class Lead(models.Model):
     fit_score = models.IntegerField(default=0)
     engagement_score = models.IntegerField(default=0)
     score_breakdown = models.JSONField(default=list, blank=True)
+    # When the data the score was computed from was read (a rescore never overwrites a score
+    # computed from newer data). Pending rescores are scoring.RescoreRequest rows.
     scored_at = models.DateTimeField(null=True, blank=True)
-    # Set when new interactions arrive; cleared by the rescore that picks them up. The periodic
-    # sweep rescores every lead with a value here, so a lost task never leaves a lead stale.
-    rescore_requested_at = models.DateTimeField(null=True, blank=True)
 
     # BANT, filled by the SDR when qualifying.
     bant_budget = models.TextField(blank=True)
@@ -135,12 +134,6 @@ class Lead(models.Model):
         indexes = [
             # Board and reports: leads by stage, newest stage change first.
             models.Index(fields=["stage", "-stage_changed_at"], name="lead_stage_idx"),
-            # Periodic sweep: leads waiting for a rescore.
-            models.Index(
-                fields=["rescore_requested_at"],
-                name="lead_rescore_pending_idx",
-                condition=models.Q(rescore_requested_at__isnull=False),
-            ),
             # Board filter "mine" and per-SDR reports.
             models.Index(fields=["owner", "stage"], name="lead_owner_stage_idx"),
             # Reports by source / campaign; the funnel counts leads created per period and source.

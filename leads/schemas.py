@@ -32,7 +32,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 # services own them).
 READ_ONLY_LEAD_FIELDS = frozenset(
     {"stage", "stage_changed_at", "score", "fit_score", "engagement_score", "score_breakdown",
-     "breakdown", "scored_at", "owner", "rescore_requested_at", "created_at", "updated_at", "id"}
+     "breakdown", "scored_at", "owner", "created_at", "updated_at", "id"}
 )
 
 

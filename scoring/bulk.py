@@ -13,10 +13,11 @@ from datetime import datetime
 
 from django.db import connection
 from django.db.models.fields.json import KeyTransform
+from django.utils import timezone
 
 from leads.models import Interaction, Lead
 
-from . import engine
+from . import engine, rescore_requests
 
 WRITE_COLUMNS = ("id", "score", "fit_score", "engagement_score", "score_breakdown")
 
@@ -65,7 +66,7 @@ def _property_rule_sums(rule, kind_id, lo, hi, now, sums) -> None:
 
 
 def write_scores(rows: list[tuple], scored_at: datetime) -> None:
-    """Write (id, score, fit, engagement, breakdown) rows and clear their rescore flags."""
+    """Write (id, score, fit, engagement, breakdown) rows; scored_at = when their data was read."""
     if not rows:
         return
     table = Lead._meta.db_table
@@ -81,7 +82,7 @@ def write_scores(rows: list[tuple], scored_at: datetime) -> None:
         cursor.execute(
             f"UPDATE {table} AS l SET score = o.score, fit_score = o.fit_score, "
             "engagement_score = o.engagement_score, score_breakdown = o.score_breakdown, "
-            "scored_at = %s, rescore_requested_at = NULL FROM rescore_out o WHERE l.id = o.id",
+            "scored_at = %s FROM rescore_out o WHERE l.id = o.id",
             [scored_at],
         )
         cursor.execute("TRUNCATE rescore_out")
@@ -94,13 +95,17 @@ def rescore_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int
     skipped; the caller flags them so they are rescored again under the current model."""
     spec = compiled.spec
     fields = ["pk", *engine.LEAD_FIELDS.keys() - {"email_domain"}, "stage", "stage_changed_at", "score",
-              "fit_score", "engagement_score", "score_breakdown", "rescore_requested_at", "scored_at"]
+              "fit_score", "engagement_score", "score_breakdown", "scored_at"]
     rows = list(
         Lead.objects.filter(pk__gte=ids[0], pk__lte=ids[-1]).order_by("pk")
         .select_for_update(no_key=True, skip_locked=True, of=("self",)).values(*fields)
     )
     locked = {row["pk"] for row in rows}
     skipped = [i for i in ids if i not in locked]
+    # Locked, so no other rescore writes them now; the requests taken here are covered by the data
+    # read below. (A rescore that read before read_at will not overwrite: scored_at is newer.)
+    read_at = timezone.now()
+    requested = rescore_requests.take(locked)
     rules_by_kind_id: dict = defaultdict(list)
     slug_to_id = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
     for rule in spec.behavior_rules:
@@ -119,10 +124,10 @@ def rescore_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int
             result.score, result.fit_score, result.engagement_score, breakdown
         )
         changed += differs
-        if differs or row["rescore_requested_at"] is not None or row["scored_at"] is None:
+        if differs or row["pk"] in requested or row["scored_at"] is None:
             out.append((row["pk"], result.score, result.fit_score, result.engagement_score, breakdown))
         if row["stage"] in ("lead", "recycled") and result.qualifies(spec):
             qualifying.append((row["pk"], result))
-    write_scores(out, now)
+    write_scores(out, read_at)
     promoted = promote(qualifying) if qualifying else 0
     return changed, promoted, skipped

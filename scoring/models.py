@@ -207,3 +207,22 @@ class RescoreRun(models.Model):
     @property
     def percent(self) -> int:
         return 100 if not self.total else min(100, round(100 * self.done / self.total))
+
+
+class RescoreRequest(models.Model):
+    """A lead whose score may be out of date: an interaction arrived or its fields changed.
+
+    Append-only on the writers' side: ingestion only INSERTs here and never locks lead rows, so a
+    batch of interactions never waits for a rescore (or another batch) holding the same leads. A
+    rescore deletes exactly the requests it read before reading the lead's data, so a request is
+    only ever removed by a rescore that saw what it was about. The sweep rescores leads whose
+    requests are older than a grace period: a lost task never leaves a lead stale."""
+
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="rescore_requests")
+    requested_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["requested_at"], name="rescore_request_age_idx")]
+
+    def __str__(self):
+        return f"rescore lead {self.lead_id} (requested {self.requested_at:%Y-%m-%d %H:%M:%S})"

@@ -1,13 +1,17 @@
 """Writes for scoring: rescoring leads (some or all), publishing models, previewing impact.
 
 Concurrency rules (PostgreSQL; SQLite serialises writers anyway):
-- A rescore locks its leads with FOR NO KEY UPDATE SKIP LOCKED, reads their interactions, writes
-  scores and clears the rescore flag, all in one transaction. A lead locked by another rescore is
-  skipped: whoever holds it either saw our interaction already or will be followed by the task
-  enqueued when that interaction committed (its flag update waits for the lock).
-- Ingestion sets the flag in lead-id order (same order as bulk runs), so they cannot deadlock.
-- The flag is only cleared by a rescore that read the lead's interactions after the flag was set,
-  and the periodic sweep rescores any lead still flagged: no interaction is ever left unscored.
+- Whatever may change a lead's score (an interaction, a field edit) adds a RescoreRequest row in the
+  same transaction and enqueues a rescore after commit. Ingestion only inserts: it never locks a
+  lead row, so it never waits for a rescore or for another batch.
+- A rescore notes the time, reads the lead's pending requests, then its data, scores it without
+  locks, and finally locks the lead briefly to write. It deletes exactly the requests it read (so
+  a request is only removed by a rescore that read what it stands for), and it writes only if no
+  rescore that read newer data wrote first (`scored_at` is when the data was read); otherwise it
+  leaves its requests and goes again.
+- Bulk runs lock a chunk (SKIP LOCKED), note the time, take the chunk's requests, then read.
+- The periodic sweep rescores any lead whose request is older than a grace period: no interaction
+  is ever left unscored, even if its task was lost.
 """
 
 import logging
@@ -25,14 +29,14 @@ from django.utils import timezone
 from handoff.services import PROMOTABLE, TransitionConflict, lead_promote_to_mql
 from leads.models import Interaction, InteractionKind, Lead
 
-from . import bulk, engine
-from .models import RescoreRun, ScoringModel
+from . import bulk, engine, rescore_requests
+from .models import RescoreRequest, RescoreRun, ScoringModel
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1000  # leads per transaction in sweeps (and bulk runs on SQLite)
 BULK_CHUNK = 10000  # leads per transaction in set-wise bulk runs (PostgreSQL)
-SCORE_FIELDS = ["score", "fit_score", "engagement_score", "score_breakdown", "scored_at", "rescore_requested_at"]
+SCORE_FIELDS = ["score", "fit_score", "engagement_score", "score_breakdown", "scored_at"]
 FACT_FIELDS = [name for name in engine.LEAD_FIELDS if name != "email_domain"]
 
 
@@ -143,9 +147,15 @@ def _has_new_engagement(compiled: _Compiled, lead: Lead, facts: list) -> bool:
     return any(f.kind in compiled.positive_kinds and f.occurred_at > lead.stage_changed_at for f in facts)
 
 
-def _apply(compiled: _Compiled, leads: list[Lead], now: datetime, scored: tuple | None = None) -> RescoreOutcome:
-    """Write the scores of `leads` (locked by the caller) that changed, clear their flags, promote
-    new MQLs. `scored` is what `_score` returned if the caller computed it already."""
+def _apply(
+    compiled: _Compiled, leads: list[Lead], now: datetime, *, read_at: datetime,
+    pending: Collection[int] = (), scored: tuple | None = None,
+) -> RescoreOutcome:
+    """Write the scores of `leads` (locked by the caller) that changed, promote new MQLs.
+
+    read_at: when the data was read (stored as scored_at). Leads in `pending` (their rescore
+    requests are being deleted) are written even if unchanged, so that scored_at records that this
+    data has been seen. `scored` is what `_score` returned if the caller computed it already."""
     results, interactions = scored or _score(compiled, leads, now)
     outcome = RescoreOutcome(scored=len(leads))
     dirty = []
@@ -155,10 +165,10 @@ def _apply(compiled: _Compiled, leads: list[Lead], now: datetime, scored: tuple 
         changed = (lead.score, lead.fit_score, lead.engagement_score, lead.score_breakdown) != (
             result.score, result.fit_score, result.engagement_score, breakdown
         )
-        if changed or lead.rescore_requested_at is not None or lead.scored_at is None:
+        if changed or lead.pk in pending or lead.scored_at is None:
             outcome.changed += changed
             lead.score, lead.fit_score, lead.engagement_score = result.score, result.fit_score, result.engagement_score
-            lead.score_breakdown, lead.scored_at, lead.rescore_requested_at = breakdown, now, None
+            lead.score_breakdown, lead.scored_at = breakdown, read_at
             dirty.append(lead)
     _write(dirty)
     version = compiled.model.version_label
@@ -208,73 +218,83 @@ def _locked(lead_ids: Iterable[int], *, skip_locked: bool):
 
 
 def leads_rescore(*, lead_ids: Collection[int], only_flagged: bool = False, now: datetime | None = None) -> RescoreOutcome:
-    """Rescore these leads with the active model now.
+    """Rescore these leads with the active model (as of `now`, default: the current time).
 
-    only_flagged: skip leads whose flag is already clear (a later rescore already covered them) —
-    this is what turns a burst of interactions for one lead into a single rescore.
+    only_flagged: only leads with a pending rescore request — this is what turns a burst of
+    interactions for one lead (one task each) into a single rescore.
 
     The slow part (reading interactions, scoring) runs without locks; the write is a short
-    transaction that locks the leads and keeps only those whose flag is still what was read before
-    scoring. A changed flag means an interaction committed meanwhile: its own task rescores the lead.
-    A lead being written by someone else is waited for, never overwritten with older data.
+    transaction that locks the leads and skips any lead that a rescore which read newer data has
+    written meanwhile (its requests stay, and the lead is rescored once more). A score is never
+    overwritten with one computed from older data.
     """
     ids = sorted(set(lead_ids))
     outcome = RescoreOutcome()
+    again: list[int] = []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         model = active_model()
-        leads = list(Lead.objects.filter(pk__in=chunk).order_by("pk"))
-        if only_flagged:
-            leads = [lead for lead in leads if lead.rescore_requested_at is not None]
+        read_at = timezone.now()  # before the requests are read: what they stand for is in the data
+        pending = rescore_requests.pending(chunk)
+        leads = list(Lead.objects.filter(pk__in=[i for i in chunk if i in pending] if only_flagged else chunk)
+                     .order_by("pk"))
         if not leads:
             continue
         if settings.ACCORD_RESCORE_DELAY_SECONDS:
             time.sleep(settings.ACCORD_RESCORE_DELAY_SECONDS)  # reliability tests only
-        when = now or timezone.now()
         if model is None:
-            # Nothing to score with: clear the flags (as read) so the sweep does not spin on them.
-            for lead in leads:
-                Lead.objects.filter(pk=lead.pk, rescore_requested_at=lead.rescore_requested_at).update(
-                    rescore_requested_at=None
-                )
+            # Nothing to score with: forget the requests, so the sweep does not spin on them.
+            rescore_requests.forget(pending, [lead.pk for lead in leads])
             continue
+        when = now or read_at
         compiled = _compile(model)
         scored = _score(compiled, leads, when)
         with transaction.atomic():
-            flags = dict(_lock_flags([lead.pk for lead in leads]))
+            stored = dict(_lock_scored_at([lead.pk for lead in leads]))
             if not ScoringModel.objects.filter(pk=model.pk, status=model.status, version=model.version).exists():
-                # The model changed while we scored: its bulk run (or the sweep) covers these leads.
+                # The model changed while we scored: score them again under the new one.
                 outcome.skipped += len(leads)
+                again.extend(lead.pk for lead in leads)
                 continue
-            fresh = [lead for lead in leads if lead.pk in flags and flags[lead.pk] == lead.rescore_requested_at]
+            fresh = []
+            for lead in leads:
+                if lead.pk not in stored:
+                    continue  # deleted meanwhile
+                lead.scored_at = stored[lead.pk]
+                if lead.scored_at is not None and lead.scored_at > read_at:
+                    again.append(lead.pk)  # written from newer data meanwhile; ours may be stale
+                else:
+                    fresh.append(lead)
             outcome.skipped += len(leads) - len(fresh)
-            outcome.add(_apply(compiled, fresh, when, scored=scored))
+            outcome.add(_apply(compiled, fresh, when, read_at=read_at, pending=pending, scored=scored))
+            rescore_requests.forget(pending, [lead.pk for lead in fresh])
+    if again:
+        transaction.on_commit(partial(_enqueue_rescore, again))
     return outcome
 
 
-def _lock_flags(lead_ids: list[int]):
-    """Lock the leads (in id order, like every writer) and return (id, rescore flag) pairs."""
+def _enqueue_rescore(lead_ids):
+    from .tasks import enqueue_rescore
+
+    enqueue_rescore(lead_ids)
+
+
+def _lock_scored_at(lead_ids: list[int]):
+    """Lock the leads (in id order, like every writer) and return (id, scored_at) pairs."""
     qs = Lead.objects.filter(pk__in=lead_ids).order_by("pk")
     if connection.features.has_select_for_update:
         qs = qs.select_for_update(no_key=True, of=("self",))
-    return qs.values_list("pk", "rescore_requested_at")
+    return qs.values_list("pk", "scored_at")
 
 
 def leads_request_rescore(*, lead_ids: Collection[int]) -> None:
-    """Flag leads as needing a rescore and enqueue it once the caller's transaction commits."""
+    """Ask for these leads to be rescored: a request row each, and a task once the caller's
+    transaction commits. Inserts only: never waits for a lock on the leads."""
     ids = sorted(set(lead_ids))
     if not ids:
         return
-    now = timezone.now()
-    with transaction.atomic():
-        # Lock in id order (as rescores do) so concurrent writers cannot deadlock.
-        locked = Lead.objects.filter(pk__in=ids).order_by("pk")
-        if connection.features.has_select_for_update:
-            list(locked.select_for_update(no_key=True).values_list("pk", flat=True))
-        Lead.objects.filter(pk__in=ids).update(rescore_requested_at=now)
-    from .tasks import enqueue_rescore
-
-    transaction.on_commit(partial(enqueue_rescore, ids))
+    rescore_requests.add(ids, timezone.now())
+    transaction.on_commit(partial(_enqueue_rescore, ids))
 
 
 def rescore_sweep(*, now: datetime | None = None, grace_seconds: int | None = None) -> RescoreOutcome:
@@ -285,10 +305,10 @@ def rescore_sweep(*, now: datetime | None = None, grace_seconds: int | None = No
     _restart_stalled_runs(now=now, cutoff=cutoff)
     outcome = RescoreOutcome()
     while True:
-        ids = list(
-            Lead.objects.filter(rescore_requested_at__lte=cutoff)
-            .order_by("rescore_requested_at")
-            .values_list("pk", flat=True)[:CHUNK]
+        ids = set(
+            RescoreRequest.objects.filter(requested_at__lte=cutoff)
+            .order_by("requested_at")
+            .values_list("lead_id", flat=True)[:CHUNK]
         )
         if not ids:
             return outcome
@@ -358,7 +378,9 @@ def rescore_run_execute(*, run_id: int) -> RescoreRun:
                     )
                     step = RescoreOutcome(scored=len(ids), changed=changed, promoted=promoted)
                 else:
-                    skipped, step = [], _apply(compiled, _locked(ids, skip_locked=False), now)
+                    leads = _locked(ids, skip_locked=False)
+                    read_at = timezone.now()
+                    skipped, step = [], _apply(compiled, leads, now, read_at=read_at, pending=rescore_requests.take(ids))
             if skipped:
                 # A single-lead rescore held them, maybe under the previous model: go again.
                 leads_request_rescore(lead_ids=skipped)

@@ -132,7 +132,7 @@ def test_50_concurrent_posts_of_one_external_id_store_one_row_and_rescore_once(m
     # One rescore effect: the winner flagged the lead once, the 49 duplicates flagged nothing; the
     # score counts the interaction once (40, not 80 or 2,000), and the lead became an MQL once.
     assert requested == [(lead.pk,)]
-    assert (lead.score, lead.engagement_score, lead.stage, lead.rescore_requested_at) == (40, 40, "mql", None)
+    assert (lead.score, lead.engagement_score, lead.stage, lead.rescore_requests.exists()) == (40, 40, "mql", False)
     assert Handoff.objects.filter(lead=lead).count() == 1
     assert Transition.objects.filter(lead=lead).count() == 1
 

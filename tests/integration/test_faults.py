@@ -62,7 +62,7 @@ def test_a_60_second_broker_outage_loses_nothing_and_the_sweep_catches_up(stack,
             statuses.append(status)
             assert (status, answer) == (202, {"accepted": 500, "duplicates": 0})
         ingest_seconds = time.monotonic() - stopped
-        assert Lead.objects.filter(email__in=emails, rescore_requested_at__isnull=False).count() == 500
+        assert Lead.objects.filter(email__in=emails, rescore_requests__isnull=False).distinct().count() == 500
         time.sleep(max(0.0, 60 - (time.monotonic() - stopped)))
     finally:
         stack.redis.start()
@@ -70,7 +70,7 @@ def test_a_60_second_broker_outage_loses_nothing_and_the_sweep_catches_up(stack,
 
     wait_until(
         lambda: not Lead.objects.filter(email__in=emails).exclude(score=20).exists()
-        and not Lead.objects.filter(email__in=emails, rescore_requested_at__isnull=False).exists(),
+        and not Lead.objects.filter(email__in=emails, rescore_requests__isnull=False).exists(),
         timeout=2 * sweep + 30, interval=0.5, what="every lead to be rescored after the broker returned",
     )
     recovered = time.monotonic() - back
@@ -110,7 +110,7 @@ def test_a_killed_worker_process_has_its_task_redone_with_the_same_result(stack,
     figures["worker_child_killed"] = {"seconds_to_redo": round(time.monotonic() - killed_at, 1)}
     assert Handoff.objects.filter(lead=lead).count() == 1
     assert Transition.objects.filter(lead=lead).count() == 1
-    assert lead.rescore_requested_at is None
+    assert not lead.rescore_requests.exists()
 
 
 def test_a_worker_killed_outright_is_covered_by_another_worker_and_the_sweep(stack, token, own_worker, figures):

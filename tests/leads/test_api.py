@@ -296,9 +296,9 @@ def test_the_leads_of_accepted_interactions_are_flagged_for_rescoring(client, to
     new = Lead.objects.get(email="new@example.com")
     known.refresh_from_db()
     only_duplicates.refresh_from_db()
-    assert known.rescore_requested_at is not None
-    assert new.rescore_requested_at is not None
-    assert only_duplicates.rescore_requested_at is None
+    assert known.rescore_requests.exists()
+    assert new.rescore_requests.exists()
+    assert not only_duplicates.rescore_requests.exists()
     assert rescore_requests == [sorted([known.pk, new.pk])]
 
 
@@ -554,7 +554,7 @@ def test_posting_a_new_lead_creates_it(client, token):
     lead = Lead.objects.get()
     assert (lead.first_name, lead.country, lead.company_size) == ("Ann", "FR", 40)
     assert lead.campaign.name == "Fair 2024"
-    assert lead.rescore_requested_at is not None  # its fit is scored
+    assert lead.rescore_requests.exists()  # its fit is scored
 
 
 def test_posting_an_existing_email_updates_only_the_given_fields(client, token):
@@ -566,7 +566,7 @@ def test_posting_an_existing_email_updates_only_the_given_fields(client, token):
     assert response.json()["email"] == "ann@example.com"
     lead.refresh_from_db()
     assert (lead.first_name, lead.company, lead.job_title) == ("Ann", "", "VP Sales")
-    assert lead.rescore_requested_at is not None
+    assert lead.rescore_requests.exists()
     assert Lead.objects.count() == 1
 
 

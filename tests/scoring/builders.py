@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from leads.models import Interaction, InteractionKind
-from scoring.models import BehaviorRule, FitRule, ScoringModel
+from scoring.models import BehaviorRule, FitRule, RescoreRequest, ScoringModel
 
 
 def make_model(*, name="Test model", threshold=50, min_fit=None, fit=(), behavior=(), status="draft"):
@@ -28,3 +28,12 @@ def interact(lead, kind, *, days_ago=0, properties=None, external_id=None):
         properties=properties or {},
         external_id=external_id or f"t-{lead.pk}-{Interaction.objects.count()}-{kind}-{days_ago}",
     )
+
+
+def flag(lead, *, at=None):
+    """A pending rescore request for `lead`, as ingestion leaves one (without enqueueing a task)."""
+    RescoreRequest.objects.create(lead_id=lead.pk, requested_at=at or timezone.now())
+
+
+def rescore_pending(lead) -> bool:
+    return RescoreRequest.objects.filter(lead_id=lead.pk).exists()

@@ -11,7 +11,7 @@ from leads.models import Lead
 from scoring import services, tasks
 from scoring.models import RescoreRun, ScoringModel
 from tests.leads.factories import LeadFactory
-from tests.scoring.builders import interact, make_model
+from tests.scoring.builders import flag, interact, make_model, rescore_pending
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def test_an_interaction_rescores_its_lead_after_commit(model, django_capture_on_
 
     lead.refresh_from_db()
     assert (lead.score, lead.fit_score, lead.engagement_score) == (30, 20, 10)
-    assert lead.rescore_requested_at is None and lead.scored_at is not None
+    assert not rescore_pending(lead) and lead.scored_at is not None
     assert [row["label"] for row in lead.score_breakdown] == ["VP title", "Pricing"]
 
 
@@ -114,16 +114,16 @@ def test_with_the_broker_down_the_request_succeeds_and_the_sweep_catches_up(mode
 
     request_rescore(lead, django_capture_on_commit_callbacks)  # does not raise
     lead.refresh_from_db()
-    assert lead.rescore_requested_at is not None and lead.score == 0
+    assert rescore_pending(lead) and lead.score == 0
 
     assert services.rescore_sweep(grace_seconds=0).scored == 1
     lead.refresh_from_db()
-    assert lead.score == 30 and lead.rescore_requested_at is None
+    assert lead.score == 30 and not rescore_pending(lead)
 
 
 def test_the_sweep_leaves_recently_flagged_leads_to_their_task(model):
     lead = LeadFactory()
-    Lead.objects.filter(pk=lead.pk).update(rescore_requested_at=timezone.now())
+    flag(lead)
     assert services.rescore_sweep(grace_seconds=30).scored == 0
 
 
@@ -213,10 +213,10 @@ def test_decay_does_nothing_when_no_rule_depends_on_time(django_capture_on_commi
 
 def test_without_an_active_model_flags_are_cleared_and_scores_kept():
     lead = LeadFactory(score=7)
-    Lead.objects.filter(pk=lead.pk).update(rescore_requested_at=timezone.now())
+    flag(lead)
     services.leads_rescore(lead_ids=[lead.pk], only_flagged=True)
     lead.refresh_from_db()
-    assert (lead.score, lead.rescore_requested_at) == (7, None)
+    assert (lead.score, rescore_pending(lead)) == (7, False)
 
 
 def test_a_stalled_run_is_restarted_by_the_sweep(model, monkeypatch):
@@ -313,7 +313,7 @@ def test_after_a_failed_publish_enqueueing_backs_off_for_a_few_seconds(monkeypat
     assert len(calls) == 2
 
 
-def test_a_rescore_never_writes_over_an_interaction_that_arrived_while_it_was_scoring(model, monkeypatch):
+def test_an_interaction_that_arrives_while_a_rescore_is_scoring_stays_requested(model, monkeypatch):
     lead = LeadFactory(job_title="VP Sales")
     interact(lead, "pricing_page_view")
     services.leads_request_rescore(lead_ids=[lead.pk])
@@ -322,19 +322,46 @@ def test_a_rescore_never_writes_over_an_interaction_that_arrived_while_it_was_sc
     def score_while_an_interaction_arrives(compiled, leads, now):
         result = real_score(compiled, leads, now)
         interact(lead, "demo_request")  # committed by an ingestion meanwhile...
-        Lead.objects.filter(pk=lead.pk).update(rescore_requested_at=timezone.now())  # ...which flags it
+        flag(lead)  # ...with its own request
         return result
 
     monkeypatch.setattr(services, "_score", score_while_an_interaction_arrives)
     outcome = services.leads_rescore(lead_ids=[lead.pk], only_flagged=True)
 
-    assert (outcome.scored, outcome.skipped) == (0, 1)
+    assert (outcome.scored, outcome.skipped) == (1, 0)
     lead.refresh_from_db()
-    assert lead.score == 0 and lead.rescore_requested_at is not None  # left for the newer task
+    # The score of what was read is written, and only the request that was read is gone.
+    assert lead.score == 30 and rescore_pending(lead)
     monkeypatch.setattr(services, "_score", real_score)
     services.leads_rescore(lead_ids=[lead.pk], only_flagged=True)
     lead.refresh_from_db()
-    assert lead.score == 70 and lead.rescore_requested_at is None
+    assert lead.score == 70 and not rescore_pending(lead)
+
+
+def test_a_rescore_never_overwrites_a_score_computed_from_newer_data(model, monkeypatch):
+    """Two rescores of one lead overlap; the one that read first finishes last: it must not
+    replace the newer score with its older one."""
+    lead = LeadFactory(job_title="VP Sales")
+    interact(lead, "pricing_page_view")
+    flag(lead)
+    real_score = services._score
+    overlapped = []
+
+    def a_newer_rescore_finishes_first(compiled, leads, now):
+        result = real_score(compiled, leads, now)
+        if not overlapped:
+            overlapped.append(True)
+            interact(lead, "demo_request")
+            flag(lead)
+            assert services.leads_rescore(lead_ids=[lead.pk], only_flagged=True).scored == 1
+        return result
+
+    monkeypatch.setattr(services, "_score", a_newer_rescore_finishes_first)
+    outcome = services.leads_rescore(lead_ids=[lead.pk], only_flagged=True)
+
+    assert (outcome.scored, outcome.skipped) == (0, 1)
+    lead.refresh_from_db()
+    assert lead.score == 70 and not rescore_pending(lead)
 
 
 def test_without_a_broker_a_database_failure_in_the_inline_rescore_does_not_fail_the_caller(model, monkeypatch):
@@ -343,12 +370,32 @@ def test_without_a_broker_a_database_failure_in_the_inline_rescore_does_not_fail
     from django.db import OperationalError
 
     lead = LeadFactory()
-    Lead.objects.filter(pk=lead.pk).update(rescore_requested_at=timezone.now())
+    flag(lead)
 
     def database_gone(**kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(services, "leads_rescore", database_gone)
     tasks.enqueue_rescore([lead.pk])  # does not raise
+    assert rescore_pending(lead)
+
+
+def test_a_marketer_editing_a_lead_in_the_admin_rescores_its_fit(model, marketer, client_for, django_capture_on_commit_callbacks):
+    lead = LeadFactory(job_title="Analyst", source="paid")
+    services.leads_rescore(lead_ids=[lead.pk])
     lead.refresh_from_db()
-    assert lead.rescore_requested_at is not None
+    assert lead.fit_score == 0
+    data = {
+        "email": lead.email, "first_name": lead.first_name, "last_name": lead.last_name,
+        "job_title": "VP Sales", "company": lead.company, "country": lead.country, "source": lead.source,
+        "interactions-TOTAL_FORMS": "0", "interactions-INITIAL_FORMS": "0",
+        "transitions-TOTAL_FORMS": "0", "transitions-INITIAL_FORMS": "0",
+    }
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(marketer).post(f"/admin/leads/lead/{lead.pk}/change/", data)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    lead.refresh_from_db()
+    assert (lead.job_title, lead.fit_score, lead.score) == ("VP Sales", 20, 20)
+    assert not rescore_pending(lead)

@@ -246,6 +246,15 @@ def _reference_problems(index: int, raw: Any, faulty: set[str], kinds: dict, cam
 def _stored_external_ids(keys: list[str]) -> set[str]:
     """Which of these idempotency keys are already stored (a cheap pre-check; the insert decides)."""
     found: set[str] = set()
+    if connection.vendor == "postgresql":
+        # One array parameter, not one placeholder per key: psycopg parses a statement's
+        # placeholders in Python, which for a 1,000-item batch cost more than running it.
+        meta = Interaction._meta
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT external_id FROM {meta.db_table} WHERE external_id = ANY(%s::text[])", [keys]
+            )
+            return {row[0] for row in cursor.fetchall()}
     for chunk in _chunks(keys, _max_params()):
         found.update(Interaction.objects.filter(external_id__in=chunk).values_list("external_id", flat=True))
     return found
@@ -270,6 +279,8 @@ def _insert_interactions(
         for item in sorted(items, key=lambda i: i.external_id)
     ]
     stored = []
+    if connection.vendor == "postgresql":
+        return _insert_interaction_arrays(rows, columns)
     with connection.cursor() as cursor:
         for chunk in _chunks(rows, _max_params() // len(columns)):
             sql = (
@@ -281,6 +292,34 @@ def _insert_interactions(
             cursor.execute(sql, [value for row in chunk for value in row])
             stored.extend((row[0], row[1]) for row in cursor.fetchall())
     return stored
+
+
+def _insert_interaction_arrays(rows: list[tuple], columns: list[str]) -> list[tuple[int, int]]:
+    """PostgreSQL: the same INSERT with the rows as one JSON parameter (jsonb_to_recordset).
+
+    One parameter, not six per row: psycopg renders and parses every placeholder in Python, which
+    for a 1,000-item batch cost more than the database spent storing it."""
+    qn = connection.ops.quote_name
+    meta = Interaction._meta
+    types = ("bigint", "bigint", "timestamptz", "jsonb", "text", "timestamptz")
+    payload = json.dumps(
+        [[lead, kind, occurred.isoformat(), properties, key, received.isoformat()]
+         for lead, kind, occurred, properties, key, received in rows],
+        separators=(",", ":"),
+    )
+    # Each row arrives as a JSON array; ->> and -> pick its columns in order.
+    picks = ", ".join(
+        f"(r ->> {i})::{t}" if t != "jsonb" else f"(r ->> {i})::jsonb" for i, t in enumerate(types)
+    )
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(c) for c in columns)}) "
+        f"SELECT {picks} FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS rows (r, n) ORDER BY n "
+        f"ON CONFLICT ({qn(meta.get_field('external_id').column)}) DO NOTHING "
+        f"RETURNING {qn(meta.pk.column)}, {qn(meta.get_field('lead').column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [payload])
+        return [(row[0], row[1]) for row in cursor.fetchall()]
 
 
 # --- leads ------------------------------------------------------------------------------------
@@ -331,6 +370,16 @@ def _lead_ids_by_email(emails: Sequence[str]) -> dict[str, int]:
     email_col = qn(Lead._meta.get_field("email").column)
     found: dict[str, int] = {}
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One probe per email (see below); the emails as one array parameter (see
+            # _stored_external_ids).
+            cursor.execute(
+                f"SELECT wanted.email, (SELECT known.{qn(Lead._meta.pk.column)} FROM {table} known "
+                f"WHERE lower(known.{email_col}) = lower(wanted.email)) "
+                f"FROM unnest(%s::text[]) AS wanted (email)",
+                [list(emails)],
+            )
+            return {email: lead_id for email, lead_id in cursor.fetchall() if lead_id is not None}
         for chunk in _chunks(list(emails), _max_params()):
             # A correlated subquery, not a join: one index probe per email whatever the table size
             # (PostgreSQL would hash-join a large VALUES list against a scan of every lead).

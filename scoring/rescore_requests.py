@@ -6,12 +6,23 @@ stand for. See scoring/services.py for the whole protocol."""
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
+from django.db import connection
+
 from .models import RescoreRequest
 
 BATCH = 1000  # ids per DELETE statement
 
 
 def add(lead_ids: Collection[int], now: datetime) -> None:
+    if connection.vendor == "postgresql":
+        # One array parameter: cheaper than building a model instance per lead (ingest's hot path).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {RescoreRequest._meta.db_table} (lead_id, requested_at) "
+                "SELECT unnest(%s::bigint[]), %s",
+                [list(lead_ids), now],
+            )
+        return
     RescoreRequest.objects.bulk_create([RescoreRequest(lead_id=lead_id, requested_at=now) for lead_id in lead_ids])
 
 

@@ -41,6 +41,19 @@ class Handoff(models.Model):
         on_delete=models.SET_NULL,
         related_name="handoffs",
     )
+    # Who else could see the card before its current assignee had it: an SDR acting from a board that
+    # still shows it is told "someone else has it now" (409), not "no such handoff" (404).
+    left_pool_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it stopped being unassigned (claimed, accepted or reassigned)."
+    )
+    previous_assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The SDR a manager last reassigned it away from.",
+    )
     sla_due_at = models.DateTimeField(null=True, blank=True)
     # The SDR's first accept or reject: speed-to-lead and SLA compliance are measured to it.
     first_action_at = models.DateTimeField(null=True, blank=True)

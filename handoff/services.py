@@ -33,7 +33,8 @@ class TransitionConflict(Exception):
 
 
 class NotAllowed(Exception):
-    """The user may not act on this handoff (wrong role, or another SDR's handoff)."""
+    """The user may not act on this handoff: another SDR's, and never theirs or unassigned (the board
+    answers 404 and so never reveals it); or, as Forbidden, their role may not do this at all."""
 
 
 class Forbidden(NotAllowed):
@@ -159,22 +160,55 @@ def can_work(user, handoff: Handoff) -> bool:
     return handoff.assignee_id in (None, user.pk)
 
 
-def _check(user, handoff: Handoff) -> None:
-    if not can_work(user, handoff):
-        raise NotAllowed(f"{user} may not act on handoff {handoff.pk}")
+def _taken_away(user, handoff: Handoff) -> str | None:
+    """Why an SDR whose board showed this handoff as theirs to work (unassigned, or theirs) can no
+    longer act on it, or None if it was never theirs to see. Decided from the handoff, not from when
+    the request was read, so every loser of a race for it gets the same answer."""
+    if handoff.assignee_id in (None, user.pk):
+        return None
+    if handoff.previous_assignee_id == user.pk:
+        return "A manager gave this lead to someone else; it is theirs now."
+    if handoff.left_pool_at is not None:
+        return "Someone else took this lead first; it is theirs now."
+    return None
+
+
+def check_access(user, handoff: Handoff) -> None:
+    """Refuse a user who may not act on this handoff now:
+    Forbidden (403) without the board permission; TransitionConflict (409) when another SDR has it
+    but this user's board showed it as unassigned or theirs; NotAllowed (404) when it is another SDR's
+    and never was this user's to see."""
+    if not user.has_perm("handoff.work_handoff"):
+        raise Forbidden(f"{user} may not act on handoffs")
+    if can_work(user, handoff):
+        return
+    if reason := _taken_away(user, handoff):
+        raise TransitionConflict(reason, current_stage=handoff.stage)
+    raise NotAllowed(f"{user} may not act on handoff {handoff.pk}")
+
+
+def _lost_race(actor, handoff_id: int) -> TransitionConflict:
+    """The conflict for a conditional update that matched nothing: someone moved or took the handoff
+    after we read it. Read again (it is committed by now) to say which."""
+    handoff = Handoff.objects.get(pk=handoff_id)
+    reason = _taken_away(actor, handoff) or "Someone else changed this lead a moment ago."
+    return TransitionConflict(reason, current_stage=handoff.stage)
 
 
 def _move(
     *, handoff_id: int, actor, action: str, to_stage: str | None = None, reason=None, note: str = "",
-    handoff_fields: dict | None = None, lead_fields: dict | None = None, now: datetime | None = None,
+    handoff_fields: dict | None = None, lead_fields: dict | None = None, take_unassigned: bool = False,
+    now: datetime | None = None,
 ) -> Handoff:
-    """One transition: check legality and permission, conditional updates, audit row. Atomic."""
+    """One transition: check legality and permission, conditional updates, audit row. Atomic.
+    With take_unassigned, an active SDR moving an unassigned handoff becomes its assignee."""
     now = now or timezone.now()
     from_stages, default_to = MOVES[action]
     to_stage = to_stage or default_to
+    lead_fields = dict(lead_fields or {})
     with transaction.atomic():
         handoff = Handoff.objects.select_related("lead").get(pk=handoff_id)
-        _check(actor, handoff)
+        check_access(actor, handoff)
         if handoff.stage not in from_stages or handoff.closed_at is not None:
             raise TransitionConflict(
                 f"This lead is already {handoff.get_stage_display()}; it cannot be {action.replace('_', ' ')}ed now.",
@@ -182,6 +216,9 @@ def _move(
             )
         from_stage = handoff.stage
         fields = {"stage": to_stage, **(handoff_fields or {})}
+        if take_unassigned and handoff.assignee_id is None and is_active_sdr(actor):
+            fields.update(assignee=actor, left_pool_at=now)
+            lead_fields["owner"] = actor
         if handoff.first_action_at is None:
             fields["first_action_at"] = now
         if to_stage in CLOSING:
@@ -193,11 +230,10 @@ def _move(
         ).update(**fields)
         if moved:
             moved = Lead.objects.filter(pk=handoff.lead_id, stage=from_stage).update(
-                stage=to_stage, stage_changed_at=now, **(lead_fields or {})
+                stage=to_stage, stage_changed_at=now, **lead_fields
             )
         if not moved:
-            current = Handoff.objects.filter(pk=handoff.pk).values_list("stage", flat=True).first()
-            raise TransitionConflict("Someone else changed this lead a moment ago.", current_stage=current)
+            raise _lost_race(actor, handoff.pk)
         Transition.objects.create(
             lead_id=handoff.lead_id, handoff=handoff, from_stage=from_stage, to_stage=to_stage, actor=actor,
             at=now, reason=reason, note=note, score=handoff.lead.score,
@@ -210,11 +246,9 @@ def handoff_accept(*, handoff_id: int, actor, now: datetime | None = None) -> Ha
     """MQL → SAL. An SDR who accepts an unassigned handoff takes it; a manager's accept leaves it
     unassigned (handoffs belong to SDRs; a manager gives one to an SDR with reassign)."""
     now = now or timezone.now()
-    fields, lead_fields = {"accepted_at": now}, {}
-    if Handoff.objects.filter(pk=handoff_id, assignee__isnull=True).exists() and is_active_sdr(actor):
-        fields["assignee"] = lead_fields["owner"] = actor
     return _move(
-        handoff_id=handoff_id, actor=actor, action="accept", handoff_fields=fields, lead_fields=lead_fields, now=now
+        handoff_id=handoff_id, actor=actor, action="accept", handoff_fields={"accepted_at": now},
+        take_unassigned=True, now=now,
     )
 
 
@@ -266,7 +300,13 @@ def handoff_reassign(*, handoff_id: int, actor, to_user) -> Handoff:
     handoff = Handoff.objects.select_for_update().get(pk=handoff_id)
     if handoff.closed_at is not None:
         raise TransitionConflict("This handoff is already closed.", current_stage=handoff.stage)
-    Handoff.objects.filter(pk=handoff.pk).update(assignee=to_user)
+    changes = {"assignee": to_user}
+    new_assignee_id = to_user.pk if to_user else None
+    if handoff.assignee_id is None and new_assignee_id is not None:
+        changes["left_pool_at"] = timezone.now()
+    elif handoff.assignee_id not in (None, new_assignee_id):
+        changes["previous_assignee_id"] = handoff.assignee_id  # their board may still show it
+    Handoff.objects.filter(pk=handoff.pk).update(**changes)
     Lead.objects.filter(pk=handoff.lead_id).update(owner=to_user)
     handoff.refresh_from_db()
     return handoff
@@ -281,10 +321,16 @@ def handoff_claim(*, handoff_id: int, actor) -> Handoff:
         raise Forbidden(f"{actor} is not an active SDR; only SDRs claim handoffs")
     with transaction.atomic():
         claimed = Handoff.objects.filter(pk=handoff_id, assignee__isnull=True, closed_at__isnull=True).update(
-            assignee=actor
+            assignee=actor, left_pool_at=timezone.now()
         )
         handoff = Handoff.objects.get(pk=handoff_id)
-        if not claimed:
-            raise TransitionConflict("Someone else claimed this lead first.", current_stage=handoff.stage)
-        Lead.objects.filter(pk=handoff.lead_id).update(owner=actor)
+        if claimed:
+            Lead.objects.filter(pk=handoff.lead_id).update(owner=actor)
+        elif handoff.assignee_id != actor.pk:  # already theirs (a double click): nothing to do
+            check_access(actor, handoff)  # another SDR's now: 409 if it was in the pool, else 404
+            # Still unassigned, so it was closed meanwhile.
+            raise TransitionConflict(
+                f"This lead is already {handoff.get_stage_display()}; it cannot be claimed now.",
+                current_stage=handoff.stage,
+            )
     return handoff

@@ -4,11 +4,15 @@ One URL, two renderings: with htmx (`request.htmx`) a view answers the fragment 
 JavaScript the same forms post normally and get a redirect back to the board (or a full page).
 
 Status codes of the action endpoints: 200 (htmx fragment) or 302 (no-JS post) on success; 400 for an
-invalid dialog form (the dialog again, with its errors); 403 without the `work_handoff` permission;
-404 for unknown handoffs and for handoffs the user may not act on (another SDR's: never revealed);
-405 for anything but POST; 409 when the state machine says somebody else got there first.
+invalid dialog form (the dialog again, with its errors); 403 when the user's role may not do this
+(no `work_handoff`; an SDR reassigning; a manager claiming); 404 for unknown handoffs and for another
+SDR's handoff that was never this user's to see (never revealed); 405 for anything but POST; 409 when
+the state machine says somebody else got there first, including another SDR taking a card this
+user's board showed as unassigned or theirs. The `handoff_endpoint` decorator maps the state
+machine's refusals to these answers for every action and dialog.
 """
 
+from functools import wraps
 from urllib.parse import urlsplit
 
 from django.contrib import messages
@@ -42,11 +46,47 @@ def _require(user, perm: str) -> None:
 
 
 def _actionable(request, pk: int):
-    """The handoff if this user may act on it; 404 otherwise (unknown, or another SDR's)."""
+    """The handoff (with what its card shows) if this user may act on it now. Unknown: 404; otherwise
+    services.check_access decides and raises, which handoff_endpoint answers."""
     handoff = selectors.card(pk)
-    if handoff is None or not services.can_work(request.user, handoff):
+    if handoff is None:
         raise Http404("No such handoff.")
+    services.check_access(request.user, handoff)
     return handoff
+
+
+def handoff_endpoint(perm: str, method):
+    """An endpoint acting on handoff `pk`: only `method`, only with `perm` (403), and the state
+    machine's refusals answered here, once: Forbidden → 403, NotAllowed → 404 (another SDR's handoff
+    is never revealed), TransitionConflict → 409 with the card as it really is now."""
+
+    def decorate(view):
+        @method
+        @wraps(view)
+        def endpoint(request, pk: int):
+            _require(request.user, perm)
+            try:
+                return view(request, pk)
+            except services.Forbidden as exc:
+                raise PermissionDenied(str(exc)) from exc
+            except services.NotAllowed as exc:
+                raise Http404("No such handoff.") from exc
+            except services.TransitionConflict as exc:
+                return _conflict(request, pk, exc)
+
+        return endpoint
+
+    return decorate
+
+
+def action(perm: str = WORK):
+    """A board action (POST)."""
+    return handoff_endpoint(perm, require_POST)
+
+
+def dialog(perm: str = WORK):
+    """The form of a board action (GET)."""
+    return handoff_endpoint(perm, require_GET)
 
 
 def _filters(request, params: QueryDict) -> tuple[BoardFilterForm, BoardFilters]:
@@ -102,6 +142,9 @@ def _conflict(request, pk: int, exc: services.TransitionConflict) -> HttpRespons
         html = render_to_string("handoff/board.html#card", context, request=request)
         html += _counts_oob(request)
         response = HttpResponse(html, status=409)
+        # Into the card, also when the request came from a dialog button (its target is the dialog).
+        retarget(response, f"#handoff-{pk}")
+        reswap(response, "outerHTML")
         trigger_client_event(
             response, "handoff-conflict", {"id": pk, "stage": handoff.stage, "message": str(exc)}
         )
@@ -191,22 +234,15 @@ def board_more(request, stage: str):
 # --- actions ---------------------------------------------------------------------------------------
 
 
-@require_POST
+@action()
 def accept(request, pk: int):
-    _require(request.user, WORK)
     handoff = _actionable(request, pk)
-    try:
-        services.handoff_accept(handoff_id=pk, actor=request.user)
-    except services.TransitionConflict as exc:
-        return _conflict(request, pk, exc)
-    except services.NotAllowed as exc:
-        raise Http404("No such handoff.") from exc
+    services.handoff_accept(handoff_id=pk, actor=request.user)
     return _done(request, pk, from_stage=handoff.stage, message=f"Accepted {_name(handoff)}: now a SAL.")
 
 
-@require_POST
+@action()
 def reject(request, pk: int):
-    _require(request.user, WORK)
     handoff = _actionable(request, pk)
     form = RejectForm(request.POST, auto_id=f"h{pk}-%s")
     if not form.is_valid():
@@ -216,52 +252,33 @@ def reject(request, pk: int):
         services.handoff_reject(
             handoff_id=pk, actor=request.user, reason=reason, note=form.cleaned_data["note"]
         )
-    except services.TransitionConflict as exc:
-        return _conflict(request, pk, exc)
-    except services.NotAllowed as exc:
-        raise Http404("No such handoff.") from exc
     except ValueError as exc:  # the reason was deactivated a moment ago
         form.add_error("reason", str(exc))
         return _dialog_response(request, handoff, "reject", form, status=400)
     return _done(request, pk, from_stage=handoff.stage, message=f"Rejected {_name(handoff)}: {reason.label}.")
 
 
-@require_POST
+@action()
 def qualify(request, pk: int):
-    _require(request.user, WORK)
     handoff = _actionable(request, pk)
     form = QualifyForm(request.POST, auto_id=f"h{pk}-%s")
     if not form.is_valid():
         return _dialog_response(request, handoff, "qualify", form, status=400)
-    try:
-        services.handoff_qualify(handoff_id=pk, actor=request.user, **form.cleaned_data)
-    except services.TransitionConflict as exc:
-        return _conflict(request, pk, exc)
-    except services.NotAllowed as exc:
-        raise Http404("No such handoff.") from exc
+    services.handoff_qualify(handoff_id=pk, actor=request.user, **form.cleaned_data)
     return _done(request, pk, from_stage=handoff.stage, message=f"Qualified {_name(handoff)}: now a SQL.")
 
 
-@require_POST
+@action()
 def claim(request, pk: int):
-    _require(request.user, WORK)
     handoff = _actionable(request, pk)
     if handoff.assignee_id == request.user.pk:  # already theirs (a double click): nothing to do
         return _done(request, pk, from_stage=handoff.stage, message=f"{_name(handoff)} is already yours.")
-    try:
-        services.handoff_claim(handoff_id=pk, actor=request.user)
-    except services.TransitionConflict as exc:
-        return _conflict(request, pk, exc)
-    except services.Forbidden as exc:  # a manager: they reassign instead
-        raise PermissionDenied(str(exc)) from exc
-    except services.NotAllowed as exc:
-        raise Http404("No such handoff.") from exc
+    services.handoff_claim(handoff_id=pk, actor=request.user)
     return _done(request, pk, from_stage=handoff.stage, message=f"Claimed {_name(handoff)}: it is yours now.")
 
 
-@require_POST
+@action(REASSIGN)
 def reassign(request, pk: int):
-    _require(request.user, REASSIGN)
     handoff = _actionable(request, pk)
     form = ReassignForm(request.POST, auto_id=f"h{pk}-%s")
     if not form.is_valid():
@@ -269,10 +286,6 @@ def reassign(request, pk: int):
     to_user = form.cleaned_data["assignee"]
     try:
         services.handoff_reassign(handoff_id=pk, actor=request.user, to_user=to_user)
-    except services.TransitionConflict as exc:
-        return _conflict(request, pk, exc)
-    except services.NotAllowed as exc:
-        raise PermissionDenied from exc
     except ValueError as exc:  # no longer an active SDR
         form.add_error("assignee", str(exc))
         return _dialog_response(request, handoff, "reassign", form, status=400)
@@ -283,24 +296,21 @@ def reassign(request, pk: int):
 # --- dialogs (GET: the form that the action endpoints above receive) --------------------------------
 
 
-@require_GET
+@dialog()
 def reject_dialog(request, pk: int):
-    _require(request.user, WORK)
     handoff = _actionable(request, pk)
     return _dialog_response(request, handoff, "reject", RejectForm(auto_id=f"h{pk}-%s"))
 
 
-@require_GET
+@dialog()
 def qualify_dialog(request, pk: int):
-    _require(request.user, WORK)
     handoff = _actionable(request, pk)
     initial = selectors.lead_bant(handoff.lead_id)  # what an earlier qualification recorded
     return _dialog_response(request, handoff, "qualify", QualifyForm(initial=initial, auto_id=f"h{pk}-%s"))
 
 
-@require_GET
+@dialog(REASSIGN)
 def reassign_dialog(request, pk: int):
-    _require(request.user, REASSIGN)
     handoff = _actionable(request, pk)
     form = ReassignForm(initial={"assignee": handoff.assignee_id}, auto_id=f"h{pk}-%s")
     return _dialog_response(request, handoff, "reassign", form)

@@ -293,6 +293,31 @@ def test_a_conflict_shows_the_message_and_the_cards_real_state(page, live_server
     assert Transition.objects.filter(handoff=h).count() == 1, "only the other user's accept happened"
 
 
+def test_a_card_another_sdr_took_shows_the_conflict_instead_of_its_dialog(
+    page, live_server, sign_in, board_data
+):
+    """Sam's board shows an unassigned MQL; Olga claims it first. Sam's Reject answers 409 into the
+    card (not into the empty dialog): who has it now, and no buttons left."""
+    sign_in("sam", PASSWORD)
+    page.goto(f"{live_server.url}/board/?owner=unassigned")
+    h = board_data["unassigned"]
+    card = card_in(page, "mql", h)
+    card.wait_for()
+    olga = UserFactory(username="olga", first_name="Olga", last_name="Other", role="SDR")
+    services.handoff_claim(handoff_id=h.pk, actor=olga)
+
+    card.get_by_role("button", name="Reject").click()
+
+    alert = card.get_by_role("alert")
+    alert.wait_for()
+    assert "Someone else took this lead first" in alert.inner_text()
+    assert "owner Olga Other" in alert.inner_text()
+    assert page.locator("dialog[open]").count() == 0
+    assert card.get_by_role("button").count() == 0, "nothing left for Sam to do on it"
+    assert alert.evaluate("el => el === document.activeElement"), "focus moves to the message"
+    assert not Transition.objects.filter(handoff=h).exists()
+
+
 def test_a_new_mql_appears_without_a_reload_but_not_while_a_dialog_is_open(
     page, live_server, sign_in, board_data, sdr_user
 ):

@@ -446,19 +446,90 @@ def test_qualifying_an_mql_is_a_409(client_for, sdr, mine):
     assert state(mine) == ("mql", "mql", mine.assignee_id, 0)
 
 
-def test_claiming_a_card_someone_just_claimed_is_a_409(client_for, sdr, unassigned, monkeypatch):
-    # The other SDR's claim lands between our permission check and our claim.
-    other = UserFactory(username="sdr3", role="SDR")
-    real_claim = services.handoff_claim
+# --- losing an unassigned (or reassigned) card to another SDR: always 409, never 404 ---------------------
 
-    def claimed_first(*, handoff_id, actor):
-        Handoff.objects.filter(pk=handoff_id).update(assignee=other)
-        return real_claim(handoff_id=handoff_id, actor=actor)
+TAKEN = "Someone else took this lead first; it is theirs now."
 
-    monkeypatch.setattr(services, "handoff_claim", claimed_first)
-    response = client_for(sdr).post(f"/handoffs/{unassigned.pk}/claim", **HX)
-    assert response.status_code == 409 and "claimed this lead first" in response.content.decode()
-    assert state(unassigned)[2] == other.pk
+
+def _other_sdr_takes(handoff):
+    """Another SDR claims the card through the state machine, as their board would."""
+    other = UserFactory(username="sdr3", first_name="Olga", last_name="Other", role="SDR")
+    services.handoff_claim(handoff_id=handoff.pk, actor=other)
+    return other
+
+
+def _after_the_views_check(monkeypatch, then):
+    """Run `then()` right after the view's access check passed: the request saw the card as the
+    board showed it, and loses it before the state machine runs."""
+    real, calls = services.check_access, []
+
+    def check_access(user, handoff):
+        real(user, handoff)
+        calls.append(user)
+        if len(calls) == 1:
+            then()
+
+    monkeypatch.setattr(services, "check_access", check_access)
+
+
+@pytest.mark.parametrize("action", ["accept", "claim", "reject"])
+@pytest.mark.parametrize("lands", ["before the request", "after the view's check"])
+def test_losing_an_unassigned_card_to_another_sdr_is_always_a_409(
+    client_for, sdr, unassigned, monkeypatch, action, lands
+):
+    """Whenever the other SDR's claim lands, the answer is the same 409 with the card as it is now
+    (theirs), and nothing of this request happened. (Landing after the state machine's own check is
+    tests/handoff/test_services.py::test_an_sdr_overtaken_inside_the_state_machine_gets_the_same_conflict,
+    on PostgreSQL: it needs a second connection.)"""
+    other = []
+    if lands == "before the request":
+        other.append(_other_sdr_takes(unassigned))
+    else:
+        _after_the_views_check(monkeypatch, lambda: other.append(_other_sdr_takes(unassigned)))
+    data = {"reason": reason("no_need").pk} if action == "reject" else {}
+
+    response = client_for(sdr).post(f"/handoffs/{unassigned.pk}/{action}", data, **HX)
+
+    html = response.content.decode()
+    assert response.status_code == 409, html[:500]
+    assert TAKEN in html and "Now: <strong>MQL</strong> · owner Olga Other" in html
+    assert response["HX-Retarget"] == f"#handoff-{unassigned.pk}" and response["HX-Reswap"] == "outerHTML"
+    assert state(unassigned) == ("mql", "mql", other[0].pk, 0)
+    assert Lead.objects.get(pk=unassigned.lead_id).owner_id == other[0].pk
+
+
+@pytest.mark.parametrize("dialog", ["reject", "qualify"])
+def test_opening_a_dialog_on_a_card_another_sdr_took_is_a_409_into_the_card(client_for, sdr, unassigned, dialog):
+    _other_sdr_takes(unassigned)
+    response = client_for(sdr).get(f"/handoffs/{unassigned.pk}/{dialog}/dialog", **HX)
+    assert response.status_code == 409 and TAKEN in response.content.decode()
+    assert response["HX-Retarget"] == f"#handoff-{unassigned.pk}", "the card, not the empty dialog"
+
+
+def test_losing_a_card_without_javascript_is_the_409_page(client_for, sdr, unassigned):
+    _other_sdr_takes(unassigned)
+    response = client_for(sdr).post(f"/handoffs/{unassigned.pk}/accept")
+    assert response.status_code == 409
+    assert "<html" in response.content.decode() and TAKEN in response.content.decode()
+
+
+def test_acting_on_a_card_a_manager_gave_to_another_sdr_is_a_409(client_for, sdr, sdr2, manager, mine):
+    services.handoff_reassign(handoff_id=mine.pk, actor=manager, to_user=sdr2)
+    response = client_for(sdr).post(f"/handoffs/{mine.pk}/accept", **HX)
+    assert response.status_code == 409
+    assert "A manager gave this lead to someone else" in response.content.decode()
+    assert state(mine) == ("mql", "mql", sdr2.pk, 0)
+
+
+def test_a_card_that_was_always_another_sdrs_stays_404_after_it_moves(client_for, sdr, sdr2, theirs):
+    """Only a card this SDR's board could have shown answers 409: another SDR's own card stays 404
+    however it changes (accepted, reassigned between other SDRs)."""
+    services.handoff_accept(handoff_id=theirs.pk, actor=sdr2)
+    third = UserFactory(username="sdr3", role="SDR")
+    services.handoff_reassign(handoff_id=theirs.pk, actor=UserFactory(username="boss", role="Manager"), to_user=third)
+    for action in ("accept", "qualify", "reject", "claim"):
+        assert client_for(sdr).post(f"/handoffs/{theirs.pk}/{action}", **HX).status_code == 404
+    assert client_for(sdr).get(f"/handoffs/{theirs.pk}/reject/dialog", **HX).status_code == 404
 
 
 def test_a_post_without_the_csrf_token_is_refused(sdr, mine):

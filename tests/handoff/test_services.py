@@ -242,6 +242,94 @@ def test_many_sdrs_accepting_one_handoff_at_once_give_exactly_one_success():
     assert stages(h) == ("sal", "sal")
 
 
+TAKEN = "Someone else took this lead first; it is theirs now."
+
+
+def _act(action, handoff_id, user):
+    return {
+        "accept": lambda: services.handoff_accept(handoff_id=handoff_id, actor=user),
+        "reject": lambda: services.handoff_reject(handoff_id=handoff_id, actor=user, reason=reason("no_need")),
+        "qualify": lambda: services.handoff_qualify(
+            handoff_id=handoff_id, actor=user, budget="", authority="", need="", timing=""
+        ),
+        "claim": lambda: services.handoff_claim(handoff_id=handoff_id, actor=user),
+    }[action]()
+
+
+@pytest.mark.parametrize("action", ["accept", "reject", "qualify", "claim"])
+def test_an_sdr_who_lost_an_unassigned_handoff_gets_a_conflict_not_a_refusal(sdr, sdr2, action):
+    """The pool is every SDR's: once another SDR took it, acting on it is a conflict (409), never
+    "not yours" (404), however late the request comes."""
+    h = HandoffFactory(assignee=None)
+    services.handoff_claim(handoff_id=h.pk, actor=sdr2)
+    with pytest.raises(services.TransitionConflict, match=TAKEN) as conflict:
+        _act(action, h.pk, sdr)
+    assert conflict.value.current_stage == "mql"
+    h.refresh_from_db()
+    assert (h.assignee_id, stages(h), audit(h)) == (sdr2.pk, ("mql", "mql"), [])
+
+
+def test_taking_an_unassigned_handoff_records_when_it_left_the_pool(sdr, sdr2, manager):
+    claimed, accepted, given = (HandoffFactory(assignee=None) for _ in range(3))
+    services.handoff_claim(handoff_id=claimed.pk, actor=sdr)
+    services.handoff_accept(handoff_id=accepted.pk, actor=sdr)
+    services.handoff_reassign(handoff_id=given.pk, actor=manager, to_user=sdr2)
+    for h in (claimed, accepted, given):
+        h.refresh_from_db()
+        assert h.left_pool_at is not None
+    assert HandoffFactory(assignee=sdr).left_pool_at is None
+
+
+def test_an_sdr_whose_handoff_a_manager_gave_away_gets_a_conflict(handoff, sdr, sdr2, manager):
+    services.handoff_reassign(handoff_id=handoff.pk, actor=manager, to_user=sdr2)
+    with pytest.raises(services.TransitionConflict, match="A manager gave this lead to someone else"):
+        services.handoff_accept(handoff_id=handoff.pk, actor=sdr)
+    assert stages(handoff) == ("mql", "mql")
+
+
+def test_a_handoff_that_was_always_another_sdrs_stays_not_allowed(handoff, sdr2, manager):
+    """Never unassigned, never sdr2's: "not yours" (404 on the board), not a conflict that would
+    reveal it — also after it moved on."""
+    services.handoff_accept(handoff_id=handoff.pk, actor=manager)
+    for action in ("accept", "reject", "qualify", "claim"):
+        with pytest.raises(services.NotAllowed) as refused:
+            _act(action, handoff.pk, sdr2)
+        assert type(refused.value) is services.NotAllowed, "not Forbidden: the role is fine"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("action", ["accept", "reject"])
+def test_an_sdr_overtaken_inside_the_state_machine_gets_the_same_conflict(monkeypatch, action):
+    """The last moment to lose: the state machine has read the handoff (still unassigned) and checked
+    access; another SDR's claim commits before its conditional update. Zero rows match, and the
+    answer is the same conflict as for any later request."""
+    if connection.vendor != "postgresql":
+        skip_or_fail("the other SDR's claim must commit on its own connection meanwhile (PostgreSQL)")
+    loser, winner = UserFactory(username="slow", role="SDR"), UserFactory(username="fast", role="SDR")
+    h = HandoffFactory(assignee=None)
+    real_check = services.check_access
+
+    def check_then_lose(user, handoff):
+        real_check(user, handoff)
+        if user == loser:
+            other = threading.Thread(target=_claim_on_own_connection, args=(h.pk, winner))
+            other.start()
+            other.join()
+
+    monkeypatch.setattr(services, "check_access", check_then_lose)
+    with pytest.raises(services.TransitionConflict, match=TAKEN):
+        _act(action, h.pk, loser)
+    h.refresh_from_db()
+    assert (h.assignee_id, stages(h), audit(h)) == (winner.pk, ("mql", "mql"), [])
+
+
+def _claim_on_own_connection(handoff_id, user):
+    try:
+        services.handoff_claim(handoff_id=handoff_id, actor=user)
+    finally:
+        connection.close()
+
+
 def test_the_first_sdr_action_is_recorded_once_for_speed_to_lead(handoff, sdr):
     services.handoff_accept(handoff_id=handoff.pk, actor=sdr, now=handoff.created_at + timedelta(hours=2))
     services.handoff_qualify(handoff_id=handoff.pk, actor=sdr, budget="", authority="", need="", timing="")

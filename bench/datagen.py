@@ -284,6 +284,7 @@ def restore(generated_at: str) -> dict:
         conn.execute(
             f"DELETE FROM handoff_handoffcontribution WHERE handoff_id IN {later}", {"t": generated_at}
         )
+        conn.execute("SET LOCAL accord.audit_purge = 'on'")  # the append-only trigger's escape hatch
         conn.execute(f"DELETE FROM handoff_transition WHERE handoff_id IN {later}", {"t": generated_at})
         promoted = conn.execute(
             "DELETE FROM handoff_handoff WHERE created_at > %(t)s", {"t": generated_at}

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
 from leads.models import Campaign, Lead, Source, Stage
@@ -138,12 +138,32 @@ class HandoffContribution(models.Model):
         return f"{self.label}: {self.points:+g}"
 
 
-class Transition(models.Model):
-    """Append-only audit row for every stage change. Never edited or deleted."""
+APPEND_ONLY = "Transitions are append-only and cannot be {}."
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="transitions")
+
+class TransitionQuerySet(models.QuerySet):
+    """No bulk edit or delete either. Behind this, the database itself refuses UPDATE and (on
+    PostgreSQL) DELETE on the table: triggers from migration 0007, for paths that skip the ORM."""
+
+    def update(self, **kwargs):
+        raise ValueError(APPEND_ONLY.format("changed"))
+
+    def delete(self):
+        raise ValueError(APPEND_ONLY.format("deleted"))
+
+
+class Transition(models.Model):
+    """Append-only audit row for every stage change. Never edited or deleted.
+
+    Guarded at every level: save() of an existing row, delete(), queryset update()/delete() raise;
+    a lead or handoff with history cannot be deleted (PROTECT, no cascade); database triggers refuse
+    UPDATE (PostgreSQL and SQLite) and DELETE (PostgreSQL; see migration 0007 for why not SQLite).
+    On SQLite a migration that rebuilds this table drops its trigger: recreate it in that migration
+    (tests/security/test_audit_append_only.py fails until then)."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="transitions")
     handoff = models.ForeignKey(
-        Handoff, null=True, blank=True, on_delete=models.CASCADE, related_name="transitions"
+        Handoff, null=True, blank=True, on_delete=models.PROTECT, related_name="transitions"
     )
     from_stage = models.CharField(max_length=20, choices=Stage.choices)
     to_stage = models.CharField(max_length=20, choices=Stage.choices)
@@ -159,6 +179,8 @@ class Transition(models.Model):
     note = models.TextField(blank=True)
     score = models.IntegerField(help_text="The lead's score at the time.")
 
+    objects = TransitionQuerySet.as_manager()
+
     class Meta:
         ordering = ["at", "id"]
         indexes = [
@@ -172,8 +194,23 @@ class Transition(models.Model):
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
-            raise ValueError("Transitions are append-only and cannot be changed.")
+            raise ValueError(APPEND_ONLY.format("changed"))
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        raise ValueError("Transitions are append-only and cannot be deleted.")
+        raise ValueError(APPEND_ONLY.format("deleted"))
+
+
+def purge_transitions(using: str = DEFAULT_DB_ALIAS) -> int:
+    """Delete the whole audit trail; returns how many rows. Only `seed_demo --force` does this, when
+    the operator replaces the demo data. On PostgreSQL the trigger refuses DELETE unless the
+    transaction sets accord.audit_purge, which is switched on for this one statement only."""
+    connection = connections[using]
+    on_postgresql = connection.vendor == "postgresql"
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        if on_postgresql:
+            cursor.execute("SET LOCAL accord.audit_purge = 'on'")
+        deleted = Transition.objects.using(using).all()._raw_delete(using)
+        if on_postgresql:
+            cursor.execute("SET LOCAL accord.audit_purge = 'off'")
+    return deleted

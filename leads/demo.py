@@ -34,7 +34,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 from faker import Faker
 
-from handoff.models import Handoff, Transition
+from handoff.models import Handoff, purge_transitions
 from leads import roles
 from leads.models import Campaign, Interaction, InteractionKind, Lead, Seniority, Source
 
@@ -357,13 +357,12 @@ def seed_demo(
 def wipe_demo_data() -> dict[str, int]:
     """Delete all leads, interactions, campaigns, handoffs, transitions and the demo users.
 
-    This is the one sanctioned wipe of demo data (seed_demo --force). Transitions are append-only:
-    Transition.delete() raises so no code path removes audit rows one by one. A raw queryset delete
-    bypasses that model method on purpose; it runs only here, for the whole table, when the operator
+    This is the one sanctioned wipe of demo data (seed_demo --force). Transitions are append-only
+    (the model, its queryset and a database trigger refuse deletes); purge_transitions is the
+    maintenance path through all of them, used only here, for the whole table, when the operator
     explicitly asked to replace the demo data.
     """
-    transitions = Transition.objects.all()
-    deleted = {"transitions": transitions._raw_delete(transitions.db)}
+    deleted = {"transitions": purge_transitions()}
     deleted["handoffs"] = Handoff.objects.all().delete()[0]
     # Interactions would go with their leads anyway; one plain DELETE is faster than the collector.
     deleted["interactions"] = Interaction.objects.all()._raw_delete(Interaction.objects.db)

@@ -1,15 +1,22 @@
 """The audit trail is append-only (issue 7, item 11): no admin or API path edits or deletes a
-Transition, whoever tries (a superuser included), and the model refuses it too."""
+Transition, whoever tries (a superuser included); the model and its queryset refuse it, deleting a
+lead or handoff with history is refused rather than cascaded, and the database itself refuses UPDATE
+(PostgreSQL and SQLite) and DELETE (PostgreSQL) for code that goes around the ORM."""
 
+import io
 import json
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import IntegrityError, connection, transaction
+from django.db.models import ProtectedError
 from django.test import Client
 
 from handoff import services
-from handoff.models import Transition
+from handoff.models import Handoff, Transition, purge_transitions
 from leads.models import Lead
+from tests.conftest import skip_or_fail
 from tests.security.conftest import TOKEN
 
 pytestmark = pytest.mark.django_db
@@ -49,6 +56,104 @@ def test_deleting_a_transition_raises(trail):
     with pytest.raises(ValueError, match="append-only"):
         Transition.objects.first().delete()
     assert rows() == before
+
+
+def test_a_queryset_update_or_delete_raises(trail):
+    before = rows()
+    with pytest.raises(ValueError, match="append-only"):
+        Transition.objects.update(note="rewritten")
+    with pytest.raises(ValueError, match="append-only"):
+        Transition.objects.filter(lead_id=trail.mql.lead_id).delete()
+    with pytest.raises(ValueError, match="append-only"):
+        Lead.objects.get(pk=trail.mql.lead_id).transitions.all().delete()
+    assert rows() == before
+
+
+@pytest.mark.parametrize("what", ["lead", "handoff"])
+def test_deleting_a_lead_or_handoff_with_history_is_refused_not_cascaded(trail, what):
+    before = rows()
+    owner = Lead.objects.get(pk=trail.mql.lead_id) if what == "lead" else Handoff.objects.get(pk=trail.mql.pk)
+    with pytest.raises(ProtectedError):
+        owner.delete()
+    with pytest.raises(ProtectedError):
+        type(owner).objects.filter(pk=owner.pk).delete()
+    assert rows() == before
+
+
+# --- the database ------------------------------------------------------------------------------------
+
+
+def _sql(statement, params=()):
+    """Run raw SQL as code that bypasses the ORM would; a savepoint keeps the test's transaction usable
+    after a refusal."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+
+def test_the_database_refuses_an_update(trail):
+    """PostgreSQL and SQLite: a trigger refuses UPDATE of any transition, whatever issues it."""
+    before = rows()
+    with pytest.raises(IntegrityError, match="append-only"):
+        _sql("UPDATE handoff_transition SET note = 'rewritten'")
+    with pytest.raises(IntegrityError, match="append-only"):
+        _sql("UPDATE handoff_transition SET to_stage = 'won' WHERE id = %s", [before[0]["id"]])
+    assert rows() == before
+
+
+def test_the_database_refuses_a_delete_and_a_cascade(trail):
+    """PostgreSQL: a trigger refuses DELETE, from a statement or from a database-level cascade attempt.
+    (SQLite has no DELETE trigger: its test flush is a DELETE; see handoff/migrations/0007.)"""
+    if connection.vendor != "postgresql":
+        skip_or_fail("SQLite keeps deletes out above the database only (its test flush is DELETE FROM)")
+    before = rows()
+    with pytest.raises(IntegrityError, match="append-only"):
+        _sql("DELETE FROM handoff_transition")
+    with pytest.raises(IntegrityError, match="append-only"):
+        _sql("DELETE FROM handoff_transition WHERE id = %s", [before[0]["id"]])
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        Transition.objects.all()._raw_delete(connection.alias)  # what a bulk ORM delete would run
+    assert rows() == before
+
+
+def test_the_purge_setting_lets_only_a_delete_through(trail):
+    """The escape hatch of maintenance scripts (seed_demo --force, the benchmark's restore): a
+    transaction that sets accord.audit_purge may delete transitions, never change one."""
+    if connection.vendor != "postgresql":
+        skip_or_fail("the purge setting is PostgreSQL's (SQLite has no DELETE trigger)")
+    first, second = (r["id"] for r in rows())
+    _sql("SET LOCAL accord.audit_purge = 'on'")
+    with pytest.raises(IntegrityError, match="append-only"):
+        _sql("UPDATE handoff_transition SET note = 'rewritten' WHERE id = %s", [second])
+    assert _sql("DELETE FROM handoff_transition WHERE id = %s", [first]) == 1
+    _sql("SET LOCAL accord.audit_purge = 'off'")
+    with pytest.raises(IntegrityError, match="append-only"):
+        _sql("DELETE FROM handoff_transition WHERE id = %s", [second])
+    assert [r["id"] for r in rows()] == [second]
+
+
+def test_purging_the_trail_switches_the_setting_off_again(trail):
+    assert purge_transitions() == 2
+    assert not Transition.objects.exists()
+    services.handoff_qualify(
+        handoff_id=trail.sal.pk, actor=trail.sdr, budget="b", authority="a", need="n", timing="t"
+    )
+    if connection.vendor == "postgresql":
+        with pytest.raises(IntegrityError, match="append-only"):
+            _sql("DELETE FROM handoff_transition")
+    assert Transition.objects.count() == 1
+
+
+def test_seed_demo_force_still_replaces_data_with_a_history(trail):
+    """The one sanctioned wipe goes through every guard (purge_transitions, then no history left to
+    protect the leads and handoffs)."""
+    old_lead = trail.mql.lead_id
+
+    call_command("seed_demo", "--force", "--leads", "40", stdout=io.StringIO())
+
+    assert not Lead.objects.filter(pk=old_lead).exists()
+    assert Lead.objects.count() == 40
+    assert Transition.objects.exists(), "the demo's own history, written through the state machine"
 
 
 # --- the admin -------------------------------------------------------------------------------------
@@ -168,8 +273,9 @@ def test_a_user_with_a_history_cannot_be_deleted(trail, superuser):
 @pytest.mark.parametrize("who", ["marketer", "superuser"])
 @pytest.mark.parametrize("how", ["delete view", "bulk delete action"])
 def test_deleting_a_lead_with_a_history_is_refused_by_the_admin(trail, request, who, how):
-    """Transition.lead cascades, so deleting a lead would take its history with it; the admin refuses,
-    because nobody (a superuser included) holds delete permission on the read-only Transition admin."""
+    """The admin refuses to delete a lead with history ("Cannot delete lead"), whoever asks (a
+    superuser included): its handoffs and transitions may not be deleted by anyone, and Transition.lead
+    is PROTECT besides."""
     client = Client()
     client.force_login(request.getfixturevalue(who) if who == "superuser" else getattr(trail, who))
     lead_id = trail.mql.lead_id
@@ -180,7 +286,7 @@ def test_deleting_a_lead_with_a_history_is_refused_by_the_admin(trail, request, 
         response = client.post(
             "/admin/leads/lead/", {"action": "delete_selected", "post": "yes", "_selected_action": [lead_id]}
         )
-    assert response.status_code in (200, 403)
+    assert response.status_code == 200 and b"Cannot delete lead" in response.content
     assert Lead.objects.filter(pk=lead_id).exists()
     assert rows() == before
 

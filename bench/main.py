@@ -37,6 +37,10 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats", type=int, default=None, help="repeats of every metric (default: per scale)"
     )
+    parser.add_argument(
+        "--no-growth", action="store_true",
+        help="measure only the requested scale, not the smaller growth points before it",
+    )
     return parser.parse_args(argv)
 
 
@@ -251,7 +255,8 @@ def main(argv=None) -> int:
     args = parse(argv)
     scale = scales.get(args.scale, args.repeats)
     groups = groups_for(args.only)
-    sequence = [scales.get(name, args.repeats) for name in scale.growth_from] + [scale]
+    growth_from = () if args.no_growth else scale.growth_from
+    sequence = [scales.get(name, args.repeats) for name in growth_from] + [scale]
     redis = Redis()
     env.setup_django(redis.url)
 

@@ -1,10 +1,15 @@
-"""Set-wise rescoring for PostgreSQL: the heavy part (every interaction) is aggregated in SQL.
+"""Set-wise rescoring for PostgreSQL, a chunk of leads per transaction.
 
-For each chunk of leads, one SQL statement sums each behaviour rule's decayed points per lead (the
-uncapped s of the formula); rules with a property condition fetch just that property and are
-matched in Python with the engine's own `matches`, so the semantics cannot drift. The engine then
-applies caps, adds fit, rounds and builds the breakdown (`engine.assemble`) exactly as it does for a
-single lead, and changed rows are written back with COPY + one UPDATE ... FROM.
+`rescore_chunk` locks the chunk, takes its rescore requests, and has scoring/sqlscore.py compute and
+write every lead's score in one statement: fit, decayed and capped engagement, the engine's rounding,
+the breakdown JSON; only changed rows (and those that must be written) are written. The few leads SQL
+cannot vouch for (see sqlscore's docstring) are scored by the engine itself.
+
+For a model sqlscore cannot express (rules that fail validation), the previous path remains: one SQL
+statement sums each behaviour rule's decayed points per lead (the uncapped s of the formula); rules
+with a property condition fetch just that property and are matched in Python with the engine's own
+`matches`; the engine then applies caps, adds fit, rounds and builds the breakdown
+(`engine.assemble`), and changed rows are written back with COPY + one UPDATE ... FROM.
 """
 
 import json
@@ -17,7 +22,7 @@ from django.utils import timezone
 
 from leads.models import Interaction, Lead
 
-from . import engine, rescore_requests
+from . import engine, rescore_requests, sqlscore
 
 WRITE_COLUMNS = ("id", "score", "fit_score", "engagement_score", "score_breakdown")
 
@@ -92,7 +97,70 @@ def rescore_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int
     """Rescore the leads with ids in [ids[0], ids[-1]] inside the caller's transaction.
 
     Returns (changed, promoted, skipped ids). Leads locked by a concurrent single-lead rescore are
-    skipped; the caller flags them so they are rescored again under the current model."""
+    skipped; the caller flags them so they are rescored again under the current model.
+    `promote(qualifying)` gets (lead id, score, breakdown) for each lead in stage lead or recycled
+    whose new score qualifies, and returns how many it promoted.
+
+    The whole computation and the write are one statement (scoring/sqlscore.py); the few leads it
+    cannot vouch for are scored by the engine here. A model it cannot express at all takes the
+    previous path (`_rescore_chunk_with_engine`)."""
+    if sqlscore.unsupported(compiled.spec):
+        return _rescore_chunk_with_engine(compiled, ids, now, promote)
+    locked = list(
+        Lead.objects.filter(pk__gte=ids[0], pk__lte=ids[-1]).order_by("pk")
+        .select_for_update(no_key=True, skip_locked=True, of=("self",)).values_list("pk", flat=True)
+    )
+    held = set(locked)
+    skipped = [i for i in ids if i not in held]
+    # Locked, so no other rescore writes them now; the requests taken here are covered by the data
+    # read below. (A rescore that read before read_at will not overwrite: scored_at is newer.)
+    read_at = timezone.now()
+    requested = rescore_requests.take(locked)
+    kind_ids = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
+    outcome = sqlscore.rescore(compiled.spec, kind_ids, locked, now, scored_at=read_at, must_write=requested)
+    changed, qualifying = outcome.changed, list(outcome.qualifying)
+    if outcome.python:
+        more, also = _rescore_with_engine(compiled, outcome.python, now, read_at=read_at, requested=requested)
+        changed += more
+        qualifying += also
+    promoted = promote(sorted(qualifying)) if qualifying else 0
+    return changed, promoted, skipped
+
+
+def _rescore_with_engine(compiled, lead_ids: list[int], now: datetime, *, read_at, requested) -> tuple[int, list]:
+    """The engine itself on a few locked leads, from their interactions (what a single-lead rescore
+    does): for the leads SQL cannot vouch for. Returns (changed, qualifying)."""
+    spec = compiled.spec
+    fields = ["pk", *engine.LEAD_FIELDS.keys() - {"email_domain"}, "stage", "score", "fit_score",
+              "engagement_score", "score_breakdown", "scored_at"]
+    rows = list(Lead.objects.filter(pk__in=lead_ids).order_by("pk").values(*fields))
+    facts: dict[int, list] = defaultdict(list)
+    history = Interaction.objects.filter(lead_id__in=lead_ids, kind_id__in=list(compiled.kind_slugs)).values_list(
+        "lead_id", "kind_id", "occurred_at", "properties", "external_id"
+    )
+    for lead_id, kind_id, occurred_at, properties, external_id in history:
+        facts[lead_id].append(
+            engine.InteractionFact(compiled.kind_slugs[kind_id], occurred_at, properties or {}, external_id)
+        )
+    out, changed, qualifying = [], 0, []
+    for row in rows:
+        result = engine.score_lead(spec, engine.lead_facts(row), facts[row["pk"]], now)
+        breakdown = list(result.breakdown)
+        differs = (row["score"], row["fit_score"], row["engagement_score"], row["score_breakdown"]) != (
+            result.score, result.fit_score, result.engagement_score, breakdown
+        )
+        changed += differs
+        if differs or row["pk"] in requested or row["scored_at"] is None:
+            out.append((row["pk"], result.score, result.fit_score, result.engagement_score, breakdown))
+        if row["stage"] in ("lead", "recycled") and result.qualifies(spec):
+            qualifying.append((row["pk"], result.score, breakdown))
+    write_scores(out, read_at)
+    return changed, qualifying
+
+
+def _rescore_chunk_with_engine(compiled, ids: list[int], now: datetime, promote) -> tuple[int, int, list[int]]:
+    """`rescore_chunk` for a model sqlscore cannot express: behaviour sums in SQL, the rest in Python
+    (`engine.assemble`), COPY write-back."""
     spec = compiled.spec
     fields = ["pk", *engine.LEAD_FIELDS.keys() - {"email_domain"}, "stage", "stage_changed_at", "score",
               "fit_score", "engagement_score", "score_breakdown", "scored_at"]
@@ -127,7 +195,7 @@ def rescore_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int
         if differs or row["pk"] in requested or row["scored_at"] is None:
             out.append((row["pk"], result.score, result.fit_score, result.engagement_score, breakdown))
         if row["stage"] in ("lead", "recycled") and result.qualifies(spec):
-            qualifying.append((row["pk"], result))
+            qualifying.append((row["pk"], result.score, breakdown))
     write_scores(out, read_at)
     promoted = promote(qualifying) if qualifying else 0
     return changed, promoted, skipped

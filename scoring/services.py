@@ -200,19 +200,27 @@ def _apply(
 
 
 def _promote_many(compiled: _Compiled, qualifying: list, now: datetime) -> int:
-    """Promote leads (already locked, scores written) that qualify; the recycled-lead rule applies."""
+    """Promote leads (already locked, scores written) whose new score qualifies: `qualifying` is
+    (lead id, score, breakdown) triples. The recycled-lead rule is checked for all of them in one
+    query; each promotion still goes through the state machine (one `lead_promote_to_mql` each)."""
     promoted = 0
-    leads = Lead.objects.in_bulk([lead_id for lead_id, _ in qualifying])
-    for lead_id, result in qualifying:
-        lead = leads[lead_id]
-        if lead.stage == "recycled" and not Interaction.objects.filter(
-            lead_id=lead_id, kind__slug__in=compiled.positive_kinds,
-            occurred_at__gt=lead.stage_changed_at, occurred_at__lte=now,
-        ).exists():
+    leads = Lead.objects.in_bulk([lead_id for lead_id, _, _ in qualifying])
+    recycled = [lead.pk for lead in leads.values() if lead.stage == "recycled"]
+    engaged = set(
+        Lead.objects.filter(
+            pk__in=recycled, interactions__kind__slug__in=compiled.positive_kinds,
+            interactions__occurred_at__gt=F("stage_changed_at"), interactions__occurred_at__lte=now,
+        ).values_list("pk", flat=True).distinct()
+    ) if recycled else set()
+    for lead_id, score, breakdown in qualifying:
+        lead = leads.get(lead_id)
+        if lead is None or lead.stage not in PROMOTABLE:
             continue
+        if lead.stage == "recycled" and lead_id not in engaged:
+            continue  # a recycled lead needs positive engagement since its rejection
         try:
             lead_promote_to_mql(
-                lead=lead, score=result.score, breakdown=result.breakdown,
+                lead=lead, score=score, breakdown=breakdown,
                 model_version=compiled.model.version_label, now=now,
             )
             promoted += 1

@@ -399,3 +399,71 @@ def test_a_marketer_editing_a_lead_in_the_admin_rescores_its_fit(model, marketer
     lead.refresh_from_db()
     assert (lead.job_title, lead.fit_score, lead.score) == ("VP Sales", 20, 20)
     assert not rescore_pending(lead)
+
+
+def test_a_bulk_run_promotes_new_mqls_and_applies_the_recycled_lead_rule(
+    model, sdr, django_capture_on_commit_callbacks
+):
+    fresh, stale, engaged = (LeadFactory(job_title="VP Marketing") for _ in range(3))
+    for lead in (fresh, stale, engaged):
+        interact(lead, "demo_request", days_ago=3)
+    rejected = timezone.now() - timedelta(days=1)
+    Lead.objects.filter(pk__in=[stale.pk, engaged.pk]).update(stage="recycled", stage_changed_at=rejected)
+    interact(engaged, "pricing_page_view")  # positive engagement since the rejection
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.rescore_run_start(model=model, reason="test")
+    run.refresh_from_db()
+    stages = dict(Lead.objects.values_list("pk", "stage"))
+    assert (stages[fresh.pk], stages[stale.pk], stages[engaged.pk]) == ("mql", "recycled", "mql")
+    assert run.promoted == 2
+    handoff = Handoff.objects.get(lead=fresh)
+    assert handoff.assignee == sdr and handoff.score_at_mql == 60
+    assert handoff.breakdown_at_mql == Lead.objects.get(pk=fresh.pk).score_breakdown
+    assert Transition.objects.get(lead=engaged).from_stage == "recycled"
+
+
+def test_a_bulk_run_agrees_exactly_with_the_engine_where_sql_defers_to_python(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    """Greek capital sigma (lower-cased by context) and property values SQL does not classify
+    itself are scored by the engine within the bulk run; every lead still gets the engine's answer."""
+    from django.db import connection
+
+    from scoring import bulk, engine
+
+    deferred, by_engine = [], bulk._rescore_with_engine
+
+    def spy(compiled, lead_ids, *args, **kwargs):
+        deferred.extend(lead_ids)
+        return by_engine(compiled, lead_ids, *args, **kwargs)
+
+    monkeypatch.setattr(bulk, "_rescore_with_engine", spy)
+
+    model = make_model(
+        threshold=1000,
+        fit=[("Greek", "job_title", "equals", "οδος", 7), VP],
+        behavior=[{"kind": "content_download", "label": "Pages", "points": 3,
+                   "property": {"key": "pages", "operator": "contains", "value": "5"}}],
+        status="active",
+    )
+    odd = [LeadFactory(job_title="ΟΔΟΣ"), LeadFactory(job_title="VP")]
+    interact(odd[1], "content_download", properties={"pages": 2.5})  # str(2.5) contains "5": Python only
+    interact(odd[1], "content_download", properties={"pages": "15"})
+    plain = LeadFactory(job_title="vp of ops")
+    interact(plain, "content_download", properties={"pages": "50"})
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.rescore_run_start(model=model, reason="test")
+    run.refresh_from_db()
+    spec = model.to_spec()
+    for lead in Lead.objects.all():
+        facts = [engine.InteractionFact(i.kind.slug, i.occurred_at, i.properties, i.external_id)
+                 for i in lead.interactions.select_related("kind")]
+        expected = engine.score_lead(spec, engine.lead_facts(lead), facts, run.started_at)
+        assert (lead.score, lead.fit_score, lead.engagement_score, lead.score_breakdown) == (
+            expected.score, expected.fit_score, expected.engagement_score, list(expected.breakdown)
+        ), lead.job_title
+    assert Lead.objects.get(pk=odd[0].pk).fit_score == 7
+    assert Lead.objects.get(pk=odd[1].pk).engagement_score == 6
+    if connection.vendor == "postgresql":
+        assert deferred == [odd[0].pk, odd[1].pk]

@@ -258,8 +258,8 @@ def _lead_field(name: str, q: _Params) -> tuple[str, str]:
     raise Unsupported(f"fit field {name}")
 
 
-def _fit_condition(rule: engine.FitRuleSpec, q: _Params) -> str:
-    col = f"lk.f_{rule.field}"
+def _fit_condition(rule: engine.FitRuleSpec, q: _Params, table: str) -> str:
+    col = f"{table}.f_{rule.field}"
     if rules.LEAD_FIELDS[rule.field] == rules.NUMBER:
         return _condition(rule.operator, rule.value, f"({col} IS NULL)", None, col, q)
     return _condition(rule.operator, rule.value, f"({col} IS NULL)", col, None, q)
@@ -340,30 +340,18 @@ def _property_condition(cond: dict, q: _Params) -> tuple[str, str]:
 
 
 def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _Params) -> str:
-    """The CTEs up to `res`: one row per lead of `lk` with its new score, fit_score,
-    engagement_score, breakdown (jsonb), `differs` from the stored values, `qualifies`, and
-    `python` (SQL cannot guarantee the engine's result: leave it to the caller)."""
+    """Two CTEs, `beh` and `res`: one row of `res` per lead in %(ids)s with its new score,
+    fit_score, engagement_score, breakdown (jsonb), whether they differ from the stored values
+    (`differs`), whether it `qualifies`, and `python` (SQL cannot vouch for the engine's result).
+
+    `res` is a chain of subqueries, each computing what the next needs once: `OFFSET 0` keeps
+    PostgreSQL from merging them (which would evaluate shared expressions again at each use)."""
     lead_table, interaction_table = Lead._meta.db_table, Interaction._meta.db_table
     now_sql = q.named("now", now, "timestamptz")
-
-    # lk: the leads, their stored scores, and each field fit rules use, normalised once.
-    fields = sorted({rule.field for rule in spec.fit_rules})
-    field_cols, sigma_flags = [], []
-    for name in fields:
-        value_sql, sigma = _lead_field(name, q)
-        field_cols.append(f"{value_sql} AS f_{name}")
-        if any(r.field == name and r.operator not in rules.PRESENCE_OPERATORS for r in spec.fit_rules):
-            sigma_flags.append(sigma)
-    lk = (
-        f"lk AS MATERIALIZED (SELECT l.id, l.stage, l.stage_changed_at, l.score, l.fit_score, "
-        f"l.engagement_score, l.score_breakdown, l.scored_at, "
-        f"({' OR '.join(sigma_flags) or 'false'}) AS lead_unknown"
-        + "".join(", " + c for c in field_cols)
-        + f" FROM {lead_table} l WHERE l.id = ANY(%(ids)s::bigint[]))"
-    )
-
-    # beh: per lead, per behaviour rule, the matching interactions' count and decayed sum.
     behavior = [rule for rule in spec.behavior_rules if rule.kind in kind_ids]
+    decayed = [j for j, rule in enumerate(behavior) if rule.half_life_days is not None]
+
+    # beh: per lead, per behaviour rule, the matching interactions' count or decayed sum.
     aggregates = ["count(*) AS n_all", "min(i.occurred_at) AS oldest"]
     for j, rule in enumerate(behavior):
         base = [f"i.kind_id = {q(kind_ids[rule.kind], 'bigint')}"]
@@ -388,76 +376,84 @@ def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _
     kinds = sorted({kind_ids[rule.kind] for rule in behavior}) or [-1]
     beh = (
         f"beh AS (SELECT i.lead_id, {', '.join(aggregates)} FROM {interaction_table} i "
-        f"WHERE i.lead_id BETWEEN %(lo)s::bigint AND %(hi)s::bigint AND i.kind_id = ANY({q(kinds, 'bigint[]')}) "
-        f"AND i.occurred_at <= {now_sql} GROUP BY i.lead_id)"
+        "WHERE i.lead_id BETWEEN %(lo)s::bigint AND %(hi)s::bigint "
+        f"AND i.kind_id = ANY({q(kinds, 'bigint[]')}) AND i.occurred_at <= {now_sql} GROUP BY i.lead_id)"
     )
 
-    # p: each rule's contribution (float8, as the engine has it before rounding), the totals, and
-    # the bound E on how far the engine's exact sums can be from these.
-    fit_cols = [
-        f"(CASE WHEN {_fit_condition(rule, q)} THEN {q(float(rule.points), 'float8')} ELSE 0::float8 END) AS f{k}"
-        for k, rule in enumerate(spec.fit_rules)
-    ]
+    # a: the leads, their stored scores, and each field fit rules use, normalised once.
+    fields = sorted({rule.field for rule in spec.fit_rules})
+    field_cols, sigma_flags = [], []
+    for name in fields:
+        value_sql, sigma = _lead_field(name, q)
+        field_cols.append(f"{value_sql} AS f_{name}")
+        if any(r.field == name and r.operator not in rules.PRESENCE_OPERATORS for r in spec.fit_rules):
+            sigma_flags.append(sigma)
+    kept = "id, stage, stage_changed_at, scored_at, old_score, old_fit, old_eng, old_breakdown"
+    a = (
+        "SELECT l.id, l.stage, l.stage_changed_at, l.scored_at, l.score AS old_score, "
+        "l.fit_score AS old_fit, l.engagement_score AS old_eng, l.score_breakdown AS old_breakdown, "
+        f"({' OR '.join(sigma_flags) or 'false'}) AS lead_unknown"
+        + "".join(", " + c for c in field_cols)
+        # The range lets PostgreSQL read just the chunk's part of the primary key, not the table.
+        + f" FROM {lead_table} l WHERE l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint "
+        "AND l.id = ANY(%(ids)s::bigint[]) OFFSET 0"
+    )
+
+    # b: each rule's contribution as the engine has it before rounding (fit: points or 0;
+    # behaviour: the capped sum), and the part of the error bound E that comes from the sums.
     # The bound (see the module docstring), in units of 2^-50 (8 float8 roundings):
     # - a decayed rule's SQL sum is within |s|·(n + 16 + 2·y_max)·2^-50 of the engine's fsum: n
     #   additions in another order, plus each term's own difference (same-sign terms, so Σ|t| = |s|):
     #   the age (`date_part`: a few roundings away from Python's exact seconds) moves 0.5^y by
     #   ln 2 · y times its relative error, and power()/the multiplications by a few roundings;
-    # - a rule without decay has n equal terms: n × points, correctly rounded on both sides;
-    # - capping cannot increase a difference; the totals add a rounding per term.
-    sums, errors, unknowns = [], [], []
-    n_all = "coalesce(beh.n_all, 0)"
+    # - a rule without decay has n equal terms: n × points, correctly rounded on both sides, so the
+    #   same float as the engine's;
+    # - capping cannot increase a difference; the totals add a rounding per term (level c).
+    cols = [
+        f"(CASE WHEN {_fit_condition(rule, q, 'a')} THEN {q(float(rule.points), 'float8')} ELSE 0::float8 END) AS f{k}"
+        for k, rule in enumerate(spec.fit_rules)
+    ]
+    errors, unknowns = [], []
     for j, rule in enumerate(behavior):
         if rule.half_life_days is None:
-            s = f"(coalesce(beh.n{j}, 0)::float8 * {q(float(rule.points), 'float8')})"  # fsum of n equal terms
-            spread = "0"
+            s = f"(coalesce(beh.n{j}, 0)::float8 * {q(float(rule.points), 'float8')})"
         else:
             s = f"coalesce(beh.s{j}, 0::float8)"
-            spread = f"2 * coalesce({_age_days(now_sql, 'beh.oldest')} / {q(float(rule.half_life_days), 'float8')}, 0)"
-        errors.append(f"abs({s}) * ({n_all} + 16 + {spread})")
-        sums.append(f"{s} AS s{j}")
+            y_max = f"coalesce({_age_days(now_sql, 'beh.oldest')} / {q(float(rule.half_life_days), 'float8')}, 0)"
+            errors.append(f"abs({s}) * (coalesce(beh.n_all, 0) + 16 + 2 * {y_max})")
+        if rule.max_points is None:
+            cols.append(f"{s} AS c{j}")
+        else:  # engine._capped: the cap bounds the size, so a negative rule bottoms out at -max
+            cols.append(f"sign({s}) * least(abs({s}), {q(float(rule.max_points), 'float8')}) AS c{j}")
         if rule.property:
             unknowns.append(f"coalesce(beh.u{j}, false)")
-    p1 = (
-        "p1 AS (SELECT lk.*, "
-        + ", ".join(
-            [
-                *fit_cols,
-                *sums,
-                f"({' + '.join(errors) or '0'}) * {TWO_TO_MINUS_50} AS err_sums",
-                f"({' OR '.join(unknowns) or 'false'}) AS property_unknown",
-            ]
-        )
-        + " FROM lk LEFT JOIN beh ON beh.lead_id = lk.id)"
+    b = (
+        f"SELECT {', '.join('a.' + c for c in kept.split(', '))}, a.lead_unknown, "
+        f"({' OR '.join(unknowns) or 'false'}) AS property_unknown, "
+        f"({' + '.join(errors) or '0'}) * {TWO_TO_MINUS_50} AS err_sums, {', '.join(cols) or '0 AS nothing'} "
+        f"FROM ({a}) a LEFT JOIN beh ON beh.lead_id = a.id OFFSET 0"
     )
-    capped = []
-    for j, rule in enumerate(behavior):
-        if rule.max_points is None:
-            capped.append(f"p1.s{j} AS c{j}")
-        else:  # engine._capped: the cap bounds the size, so a negative rule bottoms out at -max
-            capped.append(
-                f"sign(p1.s{j}) * least(abs(p1.s{j}), {q(float(rule.max_points), 'float8')}) AS c{j}"
-            )
-    p2 = "p2 AS (SELECT p1.*" + "".join(", " + c for c in capped) + " FROM p1)"
+
+    # c: totals (fit + engagement, as engine.assemble adds them), the whole bound E, and each
+    # behaviour rule's breakdown points (engine.round_points), NULL when they round to 0.00.
     fit_names = [f"f{k}" for k in range(len(spec.fit_rules))]
     beh_names = [f"c{j}" for j in range(len(behavior))]
     fit_total = " + ".join(fit_names) or "0::float8"
     eng_total = " + ".join(beh_names) or "0::float8"
-    magnitude = " + ".join(f"abs({c})" for c in fit_names + beh_names) or "0"
-    terms = len(fit_names) + len(beh_names)
-    p3 = (
-        f"p3 AS MATERIALIZED (SELECT p2.*, ({fit_total}) AS fit_t, ({eng_total}) AS eng_t, "
-        f"({fit_total}) + ({eng_total}) AS score_t, "
-        f"err_sums + ({magnitude}) * {terms + 8} * {TWO_TO_MINUS_50} + 1e-250 AS err"
-        # Each behaviour rule's breakdown points (engine.round_points), NULL when 0.00.
+    magnitude = " + ".join(f"abs({x})" for x in fit_names + beh_names) or "0"
+    c = (
+        f"SELECT b.*, ({fit_total}) AS fit_t, ({eng_total}) AS eng_t, ({fit_total}) + ({eng_total}) AS score_t, "
+        f"err_sums + ({magnitude}) * {len(fit_names) + len(beh_names) + 8} * {TWO_TO_MINUS_50} + 1e-250 AS err"
         + "".join(
-            f", CASE WHEN c{j} <> 0 THEN nullif(round(round(c{j}::numeric, 6), 2), 0) END AS r{j}"
+            # (Sizes of 10^7 or more go to Python anyway; the limit keeps the key below from overflowing.)
+            f", CASE WHEN c{j} <> 0 AND abs(c{j}) < {SAFE_LIMIT} THEN nullif(round(round(c{j}::numeric, 6), 2), 0) "
+            f"END AS r{j}"
             for j in range(len(behavior))
         )
-        + " FROM p2)"
+        + f" FROM ({b}) b OFFSET 0"
     )
 
-    # res: rounded scores, breakdown, and whether SQL's answer is guaranteed to be the engine's.
+    # d: rounded scores, the breakdown, and whether SQL's answer is guaranteed to be the engine's.
     def safe(x: str) -> str:
         # Everything within err of x rounds like x: x·10^6 is at least err (+ what the 15-digit
         # step and this float arithmetic could move) away from the nearest half-way point.
@@ -466,41 +462,48 @@ def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _
             f"> (err + abs({x}) * 2e-14 + 1e-15) * 1e6)"
         )
 
-    checks = [safe("fit_t"), safe("eng_t"), safe("score_t"), *(safe(c) for c in beh_names)]
-    breakdown = _breakdown_sql(spec, behavior, q)
-
     def rounded(x: str) -> str:
-        return f"round(round(({x})::numeric, 6))::int"  # engine.round_half_up
+        # engine.round_half_up; NULL from 10^7 on (those leads go to Python), never an int overflow.
+        return f"CASE WHEN abs({x}) < {SAFE_LIMIT} THEN round(round(({x})::numeric, 6))::int END"
 
-    threshold = q(float(spec.mql_threshold), "float8")
-    min_fit = "" if spec.mql_min_fit is None else f" AND r0.new_fit >= {q(float(spec.mql_min_fit), 'float8')}"
-    res0 = (
-        f"r0 AS MATERIALIZED (SELECT p3.id, p3.stage, p3.stage_changed_at, p3.scored_at, "
-        f"p3.score AS old_score, p3.fit_score AS old_fit, p3.engagement_score AS old_eng, "
-        f"p3.score_breakdown AS old_breakdown, "
-        f"{rounded('score_t')} AS new_score, {rounded('fit_t')} AS new_fit, {rounded('eng_t')} AS new_eng, "
-        f"{breakdown} AS new_breakdown, "
-        f"(lead_unknown OR property_unknown OR NOT ({' AND '.join(checks)})) AS python FROM p3)"
+    # Rules without decay contribute the engine's very floats, so only totals and decayed rules
+    # can round differently.
+    checks = [safe("fit_t"), safe("eng_t"), safe("score_t")]
+    checks += [safe(f"c{j}") if j in decayed else f"abs(c{j}) < {SAFE_LIMIT}" for j in range(len(behavior))]
+    c2 = (
+        "SELECT c.*"
+        + "".join(f", (abs(r{j}) * 100)::bigint AS h{j}, r{j}::text AS t{j}" for j in range(len(behavior)))
+        + f" FROM ({c}) c OFFSET 0"
     )
+    d = (
+        f"SELECT {kept}, {rounded('score_t')} AS new_score, {rounded('fit_t')} AS new_fit, "
+        f"{rounded('eng_t')} AS new_eng, {_breakdown_sql(spec, behavior, q)} AS new_breakdown, "
+        f"(lead_unknown OR property_unknown OR NOT ({' AND '.join(checks)})) AS python "
+        f"FROM ({c2}) c OFFSET 0"
+    )
+    threshold = q(float(spec.mql_threshold), "float8")
+    min_fit = "" if spec.mql_min_fit is None else f" AND new_fit >= {q(float(spec.mql_min_fit), 'float8')}"
     res = (
-        "res AS MATERIALIZED (SELECT r0.*, "
+        "res AS MATERIALIZED (SELECT d.*, "
         "((old_score, old_fit, old_eng) IS DISTINCT FROM (new_score, new_fit, new_eng) "
         "OR old_breakdown IS DISTINCT FROM new_breakdown) AS differs, "
-        f"(new_score >= {threshold}{min_fit}) AS qualifies FROM r0)"
+        f"(new_score >= {threshold}{min_fit}) AS qualifies FROM ({d}) d)"
     )
-    return ",\n".join([lk, beh, p1, p2, p3, res0, res])
+    return f"{beh},\n{res}"
 
 
 def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params) -> str:
-    """The breakdown (jsonb) of a row of p3, as `engine._breakdown` builds it: each rule whose
-    points round to a non-zero 2-decimal value, largest size first, then label, type, id.
+    """The breakdown (jsonb) of a lead, as `engine._breakdown` builds it, from level c2 of `_build`
+    (f{k}: fit contributions; h{j}, t{j}: each behaviour rule's |points| in hundredths and its
+    points as text with 2 decimals, NULL when they round to 0.00): each rule whose points round to
+    a non-zero 2-decimal value, largest size first, then label, type, id.
 
     Sorting a handful of entries per lead with an ordered aggregate costs a subquery and a sort per
-    lead (3x slower than this). Instead each entry becomes a member of one JSON object whose key
-    sorts like the engine's order: (10^13 - |points| × 100) to 2 decimals, then the rule's place in
-    the (label, type, id) order, all keys of one length. jsonb keeps an object's keys sorted (by
-    length, then bytes) so `$.*` lists the entries in that order. Labels are never compared in SQL:
-    their order is Python's, computed here."""
+    lead (5x slower than this). Instead each entry becomes a member of one JSON object whose key
+    sorts like the engine's order: 10^15 - |points| × 100, then the rule's place in the (label,
+    type, id) order, all keys of one length. jsonb keeps an object's keys sorted (by length, then
+    bytes), so `$.*` lists the entries in that order. Labels are never compared in SQL: their order
+    is Python's, computed here."""
     ranks = _tiebreak_ranks(spec, behavior)
 
     def entry(rule, kind: str, points: str) -> str:
@@ -513,15 +516,15 @@ def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params) -> str:
     for k, rule in enumerate(spec.fit_rules):
         points = engine.round_points(rule.points)
         if points != 0:
-            size = Decimal(10**13) - abs(Decimal(repr(points))) * 100
-            member = f'"{size:.2f}{ranks[("fit", k)]:06d}": {entry(rule, "fit", repr(points))}'
-            parts.append(f"CASE WHEN p3.f{k} <> 0 THEN {q(member, 'text')} END")
+            size = 10**15 - int(abs(Decimal(repr(points))) * 100)
+            member = f'"{size}{ranks[("fit", k)]:06d}": {entry(rule, "fit", repr(points))}'
+            parts.append(f"CASE WHEN f{k} <> 0 THEN {q(member, 'text')} END")
     for j, rule in enumerate(behavior):
-        # r{j} has 2 decimals; Python's json.dumps of that float: "20.0", "22.5", "0.07".
-        points = f"(CASE WHEN r{j} = trunc(r{j}) THEN round(r{j}, 1) ELSE trim_scale(r{j}) END)::text"
+        # Python's json.dumps of the float: "20.0", "22.5", "0.07" (t{j} is "20.00", "22.50", ...).
+        points = f"CASE WHEN right(t{j}, 1) = '0' THEN left(t{j}, -1) ELSE t{j} END"
         head, tail = entry(rule, "behavior", "\x00").split("\x00")
         parts.append(
-            f"CASE WHEN r{j} IS NOT NULL THEN '\"' || (10000000000000 - abs(r{j}) * 100)::text || "
+            f"CASE WHEN h{j} IS NOT NULL THEN '\"' || (1000000000000000 - h{j})::text || "
             f"'{ranks[('behavior', j)]:06d}\": ' || {q(head, 'text')} || {points} || {q(tail, 'text')} END"
         )
     if not parts:
@@ -622,7 +625,8 @@ def rescore(
         f"WITH {ctes},\n"
         f"upd AS (UPDATE {Lead._meta.db_table} l SET score = res.new_score, fit_score = res.new_fit, "
         "engagement_score = res.new_eng, score_breakdown = res.new_breakdown, "
-        "scored_at = %(scored_at)s::timestamptz FROM res WHERE l.id = res.id AND NOT res.python "
+        "scored_at = %(scored_at)s::timestamptz FROM res WHERE l.id = res.id "
+        "AND l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint AND NOT res.python "
         "AND (res.differs OR res.scored_at IS NULL OR res.id = ANY(%(must_write)s::bigint[])) RETURNING l.id)\n"
         "SELECT (SELECT count(*) FROM upd), "
         "(SELECT count(*) FROM res WHERE differs AND NOT python), "

@@ -735,3 +735,19 @@ def test_qualifying_leads_are_handed_to_promotion_with_their_scores(kind_ids):
     )
     breakdown = [{"rule_id": 100, "type": "fit", "label": "VP", "points": 70.0}]
     assert promoted == [(new.pk, 70, breakdown), (recycled.pk, 70, breakdown)]
+
+
+def test_huge_contributions_go_to_python_without_overflowing(kind_ids):
+    now = timezone.now()
+    lead = make_lead(1, job_title="VP")
+    for n in range(3):
+        add(lead, kind_ids, "demo_request", ago=timedelta(hours=n), now=now)
+    spec = fit_model(
+        ("VP", "job_title", "contains", "vp", 999999.99),
+        behavior=[
+            BehaviorRuleSpec(id=1, label="Huge", kind="demo_request", points=9e15),
+            BehaviorRuleSpec(id=2, label="Minus", kind="demo_request", points=-9e15),  # totals cancel out
+            BehaviorRuleSpec(id=3, label="Decayed", kind="demo_request", points=9e15, half_life_days=1),
+        ],
+    )
+    assert sqlscore.compute(spec, kind_ids, [lead.pk], now)[lead.pk].python

@@ -85,8 +85,10 @@ class Lead(models.Model):
     annual_revenue = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
     country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2 code, e.g. DE.")
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.INBOUND)
+    # No single-column FK indexes: (campaign, stage) and (owner, stage) below serve those lookups,
+    # and every index is one more write for each rescored lead.
     campaign = models.ForeignKey(
-        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads", db_index=False
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -95,6 +97,7 @@ class Lead(models.Model):
         on_delete=models.SET_NULL,
         related_name="owned_leads",
         help_text="The SDR who works this lead.",
+        db_index=False,
     )
 
     # Written only by handoff.services (the state machine).

@@ -71,3 +71,28 @@ def test_an_api_token_is_stored_hashed_and_authenticates_until_revoked():
 
 def test_email_domain_is_the_lowercased_part_after_the_at():
     assert LeadFactory.build(email="Bo@Sub.Example.COM").email_domain == "sub.example.com"
+
+
+def test_lead_pages_keep_room_for_score_rewrites_on_postgresql():
+    """Rescoring rewrites every lead's score: with free space on each page the rewrite is a HOT
+    update that touches no index (leads/migrations/0007)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL storage parameter")
+    leads = LeadFactory.create_batch(50)
+    table = Lead._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [table])
+        assert "fillfactor=80" in cursor.fetchone()[0]
+    # A few leads, on packed pages in the middle of the table (a page's free space is shared by the
+    # rewrites of one transaction until it is pruned).
+    for lead in leads[5:45:10]:
+        Lead.objects.filter(pk=lead.pk).update(score=lead.score + 7, score_breakdown=[{"label": "x", "points": 7}])
+    with connection.cursor() as cursor:  # this transaction's own counts
+        cursor.execute(
+            "SELECT pg_stat_get_xact_tuples_updated(%s::regclass), pg_stat_get_xact_tuples_hot_updated(%s::regclass)",
+            [table, table],
+        )
+        updated, hot = cursor.fetchone()
+    assert (updated, hot) == (4, 4)

@@ -100,6 +100,40 @@ class Handoff(models.Model):
             models.Index(fields=["closed_at"], name="handoff_closed_idx", condition=models.Q(closed_at__isnull=False)),
             # Board filter "mine" and per-SDR reports.
             models.Index(fields=["assignee", "stage"], name="handoff_assignee_stage_idx"),
+            # The board's column counts, from the index alone (index-only scan, whatever the filter
+            # on the owner: mine, unassigned, mine + unassigned, all).
+            models.Index(
+                fields=["stage", "assignee"],
+                name="handoff_open_owner_idx",
+                condition=models.Q(closed_at__isnull=True),
+            ),
+            # One queue per open column, in the board's order (most urgent first), with the owner
+            # alongside: a column's page is the first entries of its queue, read from the index alone.
+            models.Index(
+                fields=["sla_due_at", "created_at", "id"],
+                include=["assignee"],
+                name="handoff_mql_queue_idx",
+                condition=models.Q(closed_at__isnull=True, stage="mql"),
+            ),
+            models.Index(
+                fields=["accepted_at", "id"],
+                include=["assignee"],
+                name="handoff_sal_queue_idx",
+                condition=models.Q(closed_at__isnull=True, stage="sal"),
+            ),
+            models.Index(
+                fields=["qualified_at", "id"],
+                include=["assignee"],
+                name="handoff_sql_queue_idx",
+                condition=models.Q(closed_at__isnull=True, stage="sql"),
+            ),
+            # The board's recycled / disqualified view: each column newest first, owner included.
+            models.Index(
+                fields=["stage", "closed_at", "id"],
+                include=["assignee"],
+                name="handoff_rejected_idx",
+                condition=models.Q(closed_at__isnull=False, stage__in=["recycled", "disqualified"]),
+            ),
             # Reports filter by MQL date (and model version).
             models.Index(fields=["created_at"], name="handoff_created_idx"),
             models.Index(fields=["model_version", "created_at"], name="handoff_version_created_idx"),

@@ -114,9 +114,9 @@ def _back(request) -> str:
     return reverse("board")
 
 
-def _card_context(request, handoff, **extra) -> dict:
-    selectors.decorate([handoff], user=request.user, now=timezone.now())
-    return {"h": handoff, **extra}
+def _card_context(request, pk: int, **extra) -> dict:
+    """The card of handoff `pk` as the board shows it to this user now (one query)."""
+    return {"c": selectors.card_view(pk, request.user), **extra}
 
 
 def _dialog_response(request, handoff, kind: str, form, *, status: int = 200) -> HttpResponse:
@@ -136,8 +136,8 @@ def _dialog_response(request, handoff, kind: str, form, *, status: int = 200) ->
 
 def _conflict(request, pk: int, exc: services.TransitionConflict) -> HttpResponse:
     """409: the message and the card as it really is now."""
-    handoff = selectors.card(pk)
-    context = _card_context(request, handoff, conflict=str(exc))
+    context = _card_context(request, pk, conflict=str(exc))
+    stage = context["c"]["stage"]
     if request.htmx:
         html = render_to_string("handoff/board.html#card", context, request=request)
         html += _counts_oob(request)
@@ -146,7 +146,7 @@ def _conflict(request, pk: int, exc: services.TransitionConflict) -> HttpRespons
         retarget(response, f"#handoff-{pk}")
         reswap(response, "outerHTML")
         trigger_client_event(
-            response, "handoff-conflict", {"id": pk, "stage": handoff.stage, "message": str(exc)}
+            response, "handoff-conflict", {"id": pk, "stage": stage, "message": str(exc)}
         )
         return response
     return render(request, "handoff/conflict_page.html", context, status=409)
@@ -165,14 +165,13 @@ def _done(request, handoff_id: int, *, from_stage: str, message: str) -> HttpRes
     if not request.htmx:
         messages.success(request, message)
         return redirect(_back(request))
-    handoff = selectors.card(handoff_id)
-    context = _card_context(request, handoff, moved_from=from_stage, message=message)
+    context = _card_context(request, handoff_id, moved_from=from_stage, message=message)
     html = render_to_string("handoff/board.html#moved", context, request=request) + _counts_oob(request)
     response = HttpResponse(html)
     return trigger_client_event(
         response,
         "handoff-moved",
-        {"id": handoff.pk, "from": from_stage, "to": handoff.stage, "message": message},
+        {"id": handoff_id, "from": from_stage, "to": context["c"]["stage"], "message": message},
     )
 
 
@@ -225,6 +224,7 @@ def board_more(request, stage: str):
         "stage": stage,
         "shown": shown,
         "more": max(0, counts[stage] - shown),
+        "next_limit": shown + selectors.PAGE_SIZE,
         "query": filters_querystring(filters),
         "filters": filters,
     }

@@ -1,7 +1,7 @@
-"""How the board formats things: compact durations, signed points, and a card's display values.
+"""How the board formats things: compact durations, signed points, labels and a card's URLs.
 
-`card` turns a handoff decorated by `selectors.decorate` into a plain dict of strings, so the card
-template does cheap dictionary lookups only: a board renders up to 150 cards (and more after
+`selectors.board_card` uses these to turn a card's row into a plain dict of ready-made strings, so
+the card template does cheap dictionary lookups only: a board renders up to 75 cards (more after
 "Show more") on every 15 s refresh, and the template engine's attribute lookups, `{% url %}` and
 choice-label calls per card were most of its time.
 """
@@ -70,61 +70,7 @@ def _url_templates(prefix: str) -> dict[str, str]:
     return {key: url.replace(str(_PK), "{}") for key, url in urls.items()}
 
 
-def _person(user) -> str:
-    return (f"{user.first_name} {user.last_name}".strip() or user.username) if user else ""
-
-
-@register.filter
-def card(h) -> dict:
-    """The display values of one decorated handoff (see selectors.decorate)."""
-    lead = h.lead
-    urls = _url_templates(get_script_prefix())
-    key = str(h.pk)
-    sla = h.sla_state if h.sla_state != "none" else ""
-    sla_text = sla_icon = ""
-    if sla == "overdue":
-        sla_text, sla_icon = f"Overdue by {duration(h.sla_overdue_by)}", "⚠"
-    elif sla == "due_soon":
-        sla_text, sla_icon = f"Due soon: {duration(h.sla_left)} left", "◔"
-    elif sla == "on_track":
-        sla_text = f"SLA: {duration(h.sla_left)} left"
-    reason = h.rejection_reason.label if h.rejection_reason_id else ""
-    return {
-        "id": key,
-        "stage": h.stage,
-        "stage_label": STAGE_LABELS.get(h.stage, h.stage),
-        "name": lead.full_name or lead.email,
-        "title": lead.job_title or "No title",
-        "company": lead.company or "No company",
-        "score": str(lead.score),
-        "fit": str(lead.fit_score),
-        "reasons": [
-            ("neg" if r["points"] < 0 else "pos", f"{points(r['points'])} {r.get('label', '')}")
-            for r in h.top_reasons
-        ],
-        "source": SOURCE_LABELS.get(lead.source, lead.source),
-        "campaign": lead.campaign.name if lead.campaign_id else "—",
-        "owner": _person(h.assignee),
-        "in_stage": duration(h.in_stage),
-        "sla": sla,
-        "sla_text": sla_text,
-        "sla_icon": sla_icon,
-        "open": h.is_open,
-        "outcome": f"Rejected: {reason}"
-        if reason
-        else OUTCOME_LABELS.get(h.outcome) or STAGE_LABELS.get(h.stage, ""),
-        "disqualified": h.stage == Stage.DISQUALIFIED,
-        "note": h.rejection_note,
-        "closed_ago": duration(h.closed_ago) if h.closed_at else "",
-        "accept": h.can_act and h.stage == Stage.MQL,
-        "qualify": h.can_act and h.stage == Stage.SAL,
-        "reject": h.can_act and h.stage in (Stage.MQL, Stage.SAL),
-        "claim": h.can_claim,
-        "reassign": h.can_reassign,
-        "lead_url": urls["lead"].format(h.lead_id),
-        "accept_url": urls["accept"].format(key),
-        "claim_url": urls["claim"].format(key),
-        "qualify_url": urls["qualify_dialog"].format(key),
-        "reject_url": urls["reject_dialog"].format(key),
-        "reassign_url": urls["reassign_dialog"].format(key),
-    }
+def card_urls() -> dict[str, str]:
+    """A card's URLs as `str.format` templates ("/handoffs/{}/accept"): one `reverse` per name and
+    script prefix, not one per card."""
+    return _url_templates(get_script_prefix())

@@ -111,10 +111,11 @@
 
   document.addEventListener("htmx:configRequest", function (evt) {
     if (evt.detail.elt.id !== "board-columns") return;
-    // Keep the cards "Show more" loaded: ask for as many as each column shows now.
+    // Keep the cards "Show more" loaded: ask for as many as each column shows now (the server never
+    // answers fewer than its page size, so a short column asks for nothing special).
     for (const stage of STAGES) {
       const cards = document.querySelectorAll("#cards-" + stage + " > article");
-      if (cards.length > 50) evt.detail.parameters["limit_" + stage] = String(cards.length);
+      if (cards.length) evt.detail.parameters["limit_" + stage] = String(cards.length);
     }
   });
 

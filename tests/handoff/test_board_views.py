@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from handoff import services
+from handoff.selectors import PAGE_SIZE
 from handoff.models import Handoff, RejectionReason, Transition
 from leads.models import Lead
 from tests.handoff.factories import HandoffFactory, TransitionFactory
@@ -292,22 +293,36 @@ def test_the_closed_view_shows_recent_rejections_with_their_reason(client_for, s
 # --- "Show more" ------------------------------------------------------------------------------------
 
 
-def test_a_column_shows_fifty_cards_and_a_show_more_link(client_for, sdr):
-    made = [make_handoff(assignee=sdr, sla_in=timedelta(hours=1, minutes=i)) for i in range(53)]
+def test_a_column_shows_its_25_most_urgent_cards_and_a_show_more_link(client_for, sdr):
+    assert PAGE_SIZE == 25  # docs/board.md: "Each column shows its 25 most urgent cards"
+    made = [make_handoff(assignee=sdr, sla_in=timedelta(hours=1, minutes=i)) for i in range(28)]
     client = client_for(sdr)
     html = client.get("/board/").content.decode()
-    assert ids(html, "mql") == [h.pk for h in made[:50]] and count(html, "mql") == 53
+    assert ids(html, "mql") == [h.pk for h in made[:25]] and count(html, "mql") == 28
     assert "Show more" in html and "(3 more)" in html
-    assert 'hx-get="/board/more/mql/?view=open&amp;owner=mine&amp;offset=50"' in html
+    assert 'hx-get="/board/more/mql/?view=open&amp;owner=mine&amp;offset=25"' in html
+    assert 'href="/board/?view=open&amp;owner=mine&amp;limit_mql=50"' in html  # without JavaScript
 
-    more = client.get("/board/more/mql/?view=open&owner=mine&offset=50", **HX).content.decode()
+    more = client.get("/board/more/mql/?view=open&owner=mine&offset=25", **HX).content.decode()
     assert "<html" not in more
     assert 'hx-swap-oob="beforeend:#cards-mql"' in more
-    assert [int(i) for i in re.findall(r'data-handoff-id="(\d+)"', more)] == [h.pk for h in made[50:]]
+    assert [int(i) for i in re.findall(r'data-handoff-id="(\d+)"', more)] == [h.pk for h in made[25:]]
     assert "Show more" not in more
 
     # Without JS the link asks for a bigger page; the poll keeps what was shown the same way.
-    assert len(ids(client.get("/board/?limit_mql=100").content.decode(), "mql")) == 53
+    assert len(ids(client.get("/board/?limit_mql=50").content.decode(), "mql")) == 28
+    assert len(ids(client.get("/board/?limit_mql=26", **HX).content.decode(), "mql")) == 26
+    # Never fewer than a page, whatever the poll asks for.
+    assert len(ids(client.get("/board/?limit_mql=3", **HX).content.decode(), "mql")) == 25
+
+
+def test_show_more_after_show_more_links_to_the_next_page(client_for, sdr):
+    for i in range(53):
+        make_handoff(assignee=sdr, sla_in=timedelta(hours=1, minutes=i))
+    more = client_for(sdr).get("/board/more/mql/?view=open&owner=mine&offset=25", **HX).content.decode()
+    assert len(re.findall(r'data-handoff-id="(\d+)"', more)) == 25 and "(3 more)" in more
+    assert 'hx-get="/board/more/mql/?view=open&amp;owner=mine&amp;offset=50"' in more
+    assert 'href="/board/?view=open&amp;owner=mine&amp;limit_mql=75"' in more
 
 
 def test_show_more_refuses_an_unknown_column(client_for, sdr):

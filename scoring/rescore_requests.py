@@ -35,10 +35,36 @@ def pending(lead_ids: Collection[int]) -> dict[int, list[int]]:
 
 
 def forget(read: dict[int, list[int]], lead_ids: Iterable[int]) -> None:
-    """Delete the requests `read` earlier for these leads, and only those: newer ones stay."""
+    """Delete the requests `read` earlier for these leads, and only those: newer ones stay.
+
+    On PostgreSQL a request claimed by a backlog drain (`claim`) is skipped, not waited for: the
+    drain deletes it itself, and waiting here (while holding lead locks the drain will ask for)
+    could deadlock."""
     request_ids = [request_id for lead_id in lead_ids for request_id in read.get(lead_id, ())]
+    table = RescoreRequest._meta.db_table
     for start in range(0, len(request_ids), BATCH):
-        RescoreRequest.objects.filter(pk__in=request_ids[start : start + BATCH]).delete()
+        batch = request_ids[start : start + BATCH]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE id IN "
+                    f"(SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) FOR UPDATE SKIP LOCKED)",
+                    [batch],
+                )
+        else:
+            RescoreRequest.objects.filter(pk__in=batch).delete()
+
+
+def claim(*, older_than: datetime, limit: int) -> dict[int, list[int]]:
+    """Lock, for the caller's transaction, up to `limit` of the oldest requests made before
+    `older_than`: {lead id: request ids}. SKIP LOCKED, so two drains at once take different ones."""
+    qs = RescoreRequest.objects.filter(requested_at__lt=older_than).order_by("requested_at")
+    if connection.features.has_select_for_update:
+        qs = qs.select_for_update(skip_locked=True)
+    found: dict[int, list[int]] = {}
+    for request_id, lead_id in qs.values_list("pk", "lead_id")[:limit]:
+        found.setdefault(lead_id, []).append(request_id)
+    return found
 
 
 def take(lead_ids: Collection[int]) -> set[int]:

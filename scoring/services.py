@@ -248,48 +248,83 @@ def leads_rescore(*, lead_ids: Collection[int], only_flagged: bool = False, now:
     overwritten with one computed from older data.
     """
     ids = sorted(set(lead_ids))
-    outcome = RescoreOutcome()
-    again: list[int] = []
+    outcome, again = RescoreOutcome(), []
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        model = active_model()
         read_at = timezone.now()  # before the requests are read: what they stand for is in the data
         pending = rescore_requests.pending(chunk)
-        leads = list(Lead.objects.filter(pk__in=[i for i in chunk if i in pending] if only_flagged else chunk)
-                     .order_by("pk"))
-        if not leads:
-            continue
-        if settings.ACCORD_RESCORE_DELAY_SECONDS:
-            time.sleep(settings.ACCORD_RESCORE_DELAY_SECONDS)  # reliability tests only
-        if model is None:
-            # Nothing to score with: forget the requests, so the sweep does not spin on them.
-            rescore_requests.forget(pending, [lead.pk for lead in leads])
-            continue
-        when = now or read_at
-        compiled = _compile(model)
-        scored = _score(compiled, leads, when)
-        with transaction.atomic():
-            stored = dict(_lock_scored_at([lead.pk for lead in leads]))
-            if not ScoringModel.objects.filter(pk=model.pk, status=model.status, version=model.version).exists():
-                # The model changed while we scored: score them again under the new one.
-                outcome.skipped += len(leads)
-                again.extend(lead.pk for lead in leads)
-                continue
-            fresh = []
-            for lead in leads:
-                if lead.pk not in stored:
-                    continue  # deleted meanwhile
-                lead.scored_at = stored[lead.pk]
-                if lead.scored_at is not None and lead.scored_at > read_at:
-                    again.append(lead.pk)  # written from newer data meanwhile; ours may be stale
-                else:
-                    fresh.append(lead)
-            outcome.skipped += len(leads) - len(fresh)
-            outcome.add(_apply(compiled, fresh, when, read_at=read_at, pending=pending, scored=scored))
-            rescore_requests.forget(pending, [lead.pk for lead in fresh])
+        _rescore_chunk(chunk, read_at=read_at, pending=pending, only_flagged=only_flagged, now=now,
+                       outcome=outcome, again=again)
     if again:
         transaction.on_commit(partial(_enqueue_rescore, again))
     return outcome
+
+
+BACKLOG_AGE = timedelta(seconds=1)
+BACKLOG_BUDGET_SECONDS = 2.0
+
+
+def rescore_backlog(*, limit: int = CHUNK) -> RescoreOutcome:
+    """Rescore, a set at a time, the leads whose requests have waited longer than BACKLOG_AGE.
+
+    When the worker falls behind, its queue holds one small task per ingest batch; the first task
+    to run this takes the whole backlog in sets of `limit` leads (far cheaper per lead than sets of
+    50), and the tasks behind it find their leads done. Requests are claimed with SKIP LOCKED, so
+    two workers split a backlog instead of doing it twice. Bounded in time; the sweep and later
+    tasks take what is left."""
+    outcome, again = RescoreOutcome(), []
+    started = time.monotonic()
+    while time.monotonic() - started < BACKLOG_BUDGET_SECONDS:
+        with transaction.atomic():
+            read_at = timezone.now()
+            claimed = rescore_requests.claim(older_than=read_at - BACKLOG_AGE, limit=limit)
+            if not claimed:
+                break
+            _rescore_chunk(sorted(claimed), read_at=read_at, pending=claimed, only_flagged=True, now=None,
+                           outcome=outcome, again=again)
+    if again:
+        transaction.on_commit(partial(_enqueue_rescore, again))
+    return outcome
+
+
+def _rescore_chunk(
+    chunk: list[int], *, read_at: datetime, pending: dict, only_flagged: bool, now: datetime | None,
+    outcome: RescoreOutcome, again: list,
+) -> None:
+    """Rescore one chunk of leads whose requests `pending` were read (or claimed) at `read_at`."""
+    model = active_model()
+    leads = list(Lead.objects.filter(pk__in=[i for i in chunk if i in pending] if only_flagged else chunk)
+                 .order_by("pk"))
+    if not leads:
+        return
+    if settings.ACCORD_RESCORE_DELAY_SECONDS:
+        time.sleep(settings.ACCORD_RESCORE_DELAY_SECONDS)  # reliability tests only
+    if model is None:
+        # Nothing to score with: forget the requests, so the sweep does not spin on them.
+        rescore_requests.forget(pending, [lead.pk for lead in leads])
+        return
+    when = now or read_at
+    compiled = _compile(model)
+    scored = _score(compiled, leads, when)
+    with transaction.atomic():
+        stored = dict(_lock_scored_at([lead.pk for lead in leads]))
+        if not ScoringModel.objects.filter(pk=model.pk, status=model.status, version=model.version).exists():
+            # The model changed while we scored: score them again under the new one.
+            outcome.skipped += len(leads)
+            again.extend(lead.pk for lead in leads)
+            return
+        fresh = []
+        for lead in leads:
+            if lead.pk not in stored:
+                continue  # deleted meanwhile
+            lead.scored_at = stored[lead.pk]
+            if lead.scored_at is not None and lead.scored_at > read_at:
+                again.append(lead.pk)  # written from newer data meanwhile; ours may be stale
+            else:
+                fresh.append(lead)
+        outcome.skipped += len(leads) - len(fresh)
+        outcome.add(_apply(compiled, fresh, when, read_at=read_at, pending=pending, scored=scored))
+        rescore_requests.forget(pending, [lead.pk for lead in fresh])
 
 
 def _enqueue_rescore(lead_ids):

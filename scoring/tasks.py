@@ -19,6 +19,7 @@ RETRY = {"autoretry_for": (DatabaseUnavailable,), "retry_backoff": True, "max_re
 @shared_task(acks_late=True, **RETRY)
 def rescore_leads(lead_ids):
     services.leads_rescore(lead_ids=lead_ids, only_flagged=True)
+    services.rescore_backlog()  # a worker that fell behind catches up in sets, not task by task
 
 
 @shared_task(acks_late=True, **RETRY)

@@ -1,5 +1,6 @@
 """Rescoring through the services: one lead, bursts, the sweep, bulk runs, decay, publishing."""
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -467,3 +468,57 @@ def test_a_bulk_run_agrees_exactly_with_the_engine_where_sql_defers_to_python(
     assert Lead.objects.get(pk=odd[1].pk).engagement_score == 6
     if connection.vendor == "postgresql":
         assert deferred == [odd[0].pk, odd[1].pk]
+
+
+def test_a_worker_that_fell_behind_rescores_its_backlog_in_one_set(model):
+    """Requests older than a second are a backlog: the next task takes them all at once."""
+    leads = [LeadFactory(job_title="VP Sales") for _ in range(30)]
+    for lead in leads:
+        interact(lead, "pricing_page_view")
+        flag(lead, at=timezone.now() - timedelta(seconds=5))
+    fresh = LeadFactory(job_title="VP Sales")
+    flag(fresh)  # just arrived: its own task is on its way
+
+    outcome = services.rescore_backlog()
+
+    assert outcome.scored == 30
+    assert set(Lead.objects.filter(pk__in=[lead.pk for lead in leads]).values_list("score", flat=True)) == {30}
+    assert not any(rescore_pending(lead) for lead in leads) and rescore_pending(fresh)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_drains_at_once_split_a_backlog_instead_of_doing_it_twice():
+    from django.db import connection, transaction
+
+    from scoring import rescore_requests
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SKIP LOCKED needs PostgreSQL (SQLite runs one writer at a time)")
+    leads = [LeadFactory() for _ in range(10)]
+    for lead in leads:
+        flag(lead, at=timezone.now() - timedelta(seconds=5))
+    claimed_elsewhere, started, done = {}, threading.Event(), threading.Event()
+
+    def other_drain():
+        try:
+            with transaction.atomic():
+                claimed_elsewhere.update(rescore_requests.claim(older_than=timezone.now(), limit=4))
+                started.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_drain)
+    thread.start()
+    try:
+        assert started.wait(10)
+        with transaction.atomic():
+            mine = rescore_requests.claim(older_than=timezone.now(), limit=100)
+            # What the other drain holds is neither claimed here nor deleted by a plain forget.
+            rescore_requests.forget(claimed_elsewhere, claimed_elsewhere)
+    finally:
+        done.set()
+        thread.join()
+    assert len(claimed_elsewhere) == 4 and len(mine) == 6
+    assert not set(mine) & set(claimed_elsewhere)
+    assert sum(rescore_pending(lead) for lead in leads) == 10

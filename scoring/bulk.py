@@ -127,7 +127,9 @@ def rescore_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int
     return changed, promoted, skipped
 
 
-def _rescore_with_engine(compiled, lead_ids: list[int], now: datetime, *, read_at, requested) -> tuple[int, list]:
+def _rescore_with_engine(
+    compiled, lead_ids: list[int], now: datetime, *, read_at, requested
+) -> tuple[int, list]:
     """The engine itself on a few locked leads, from their interactions (what a single-lead rescore
     does): for the leads SQL cannot vouch for. Returns (changed, qualifying)."""
     spec = compiled.spec
@@ -135,9 +137,8 @@ def _rescore_with_engine(compiled, lead_ids: list[int], now: datetime, *, read_a
               "engagement_score", "score_breakdown", "scored_at"]
     rows = list(Lead.objects.filter(pk__in=lead_ids).order_by("pk").values(*fields))
     facts: dict[int, list] = defaultdict(list)
-    history = Interaction.objects.filter(lead_id__in=lead_ids, kind_id__in=list(compiled.kind_slugs)).values_list(
-        "lead_id", "kind_id", "occurred_at", "properties", "external_id"
-    )
+    history = Interaction.objects.filter(lead_id__in=lead_ids, kind_id__in=list(compiled.kind_slugs))
+    history = history.values_list("lead_id", "kind_id", "occurred_at", "properties", "external_id")
     for lead_id, kind_id, occurred_at, properties, external_id in history:
         facts[lead_id].append(
             engine.InteractionFact(compiled.kind_slugs[kind_id], occurred_at, properties or {}, external_id)
@@ -158,7 +159,9 @@ def _rescore_with_engine(compiled, lead_ids: list[int], now: datetime, *, read_a
     return changed, qualifying
 
 
-def _rescore_chunk_with_engine(compiled, ids: list[int], now: datetime, promote) -> tuple[int, int, list[int]]:
+def _rescore_chunk_with_engine(
+    compiled, ids: list[int], now: datetime, promote
+) -> tuple[int, int, list[int]]:
     """`rescore_chunk` for a model sqlscore cannot express: behaviour sums in SQL, the rest in Python
     (`engine.assemble`), COPY write-back."""
     spec = compiled.spec

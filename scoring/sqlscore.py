@@ -13,13 +13,14 @@ It gives the engine's exact answer, or says it cannot for a lead:
   after a `translate` of every non-ASCII capital to Python's lower case (tables built from
   `str.lower` itself). The one context-dependent case, Greek capital sigma (final "ς" or "σ"), is
   not done in SQL.
-- Numbers compare as float8, like Python floats. Every float8 that SQL and Python both compute from
-  the same data is correctly rounded on both sides (numeric → float8 casts, the age in seconds,
-  IEEE division and multiplication), and `power()` is the same C library call. What differs is the
-  order of additions: the engine sums with `math.fsum` (exact), SQL adds as it goes. So every lead
-  carries an error bound E for its totals, and a value is "safe" only when everything within E of
-  it rounds the same way (`round(round(x::numeric, 6))` is monotonic, so checking the distance to
-  the nearest 6-decimal half-way point suffices).
+- Numbers compare as float8, like Python floats: numeric → float8 casts and IEEE arithmetic are
+  correctly rounded on both sides, and a rule without decay sums to n × points, the very float
+  `math.fsum` gives. What can differ is a decayed sum: the order of additions (the engine's
+  `math.fsum` is exact, SQL adds as it goes), the age (`date_part`: a few roundings away from
+  Python's exact `total_seconds()`), and `power()` should the two use different C libraries. So
+  every lead carries an error bound E for its totals, and a value counts only when everything
+  within E of it rounds the same way (`round(round(x::numeric, 6))` is monotonic, so the distance
+  to the nearest 6-decimal half-way point decides).
 - Leads for which SQL cannot guarantee the engine's result are returned instead of written, for the
   caller to score with the engine (`Outcome.python`). That happens when:
   1. a fit rule compares text of a lead field that contains "Σ";
@@ -29,7 +30,7 @@ It gives the engine's exact answer, or says it cannot for a lead:
      characters or an exponent beyond ±99 under a numeric comparison, a JSON number of more than
      100 characters, or `properties` that is not a JSON object;
   3. a total or a behaviour rule's contribution is within E of a rounding boundary, or 10^7 or more.
-  In practice that is a handful of leads per million.
+  In practice that is next to none: 0 of the benchmark's 100,000 leads.
 
 Not expressible at all (`unsupported()` says why; the caller then uses the previous path): rules
 that fail `rules.validate_fit_rule` / `rules.validate_property_condition`, which the admin, the API
@@ -109,7 +110,7 @@ FLOAT_TEXT = re.compile(r"[-+0-9.e]+|-?inf|nan")
 SENTINEL = "\x01"  # stands for "some text no rule value equals"
 
 TWO_TO_MINUS_50 = 2.0**-50  # 8 units in the last place of a float8: the error bound's unit
-SAFE_LIMIT = 1e7  # above this, 15 significant digits leave fewer than 6 decimals: use Python
+SAFE_LIMIT = 1e7  # from here on, 15 significant digits come close to the 6th decimal: use Python
 
 
 class Unsupported(Exception):
@@ -174,10 +175,8 @@ def _has_sigma(x: str) -> str:
 
 def _text_test(tv: str, operator: str, values: list[str], q: _Params) -> str:
     """TRUE when the normalised text `tv` (not NULL) passes `operator` with normalised values."""
-    if operator in ("equals", "in"):
+    if operator == "in":  # also equals and the negated ones: see _condition
         return f"({tv} = ANY({q(values, 'text[]')}))"
-    if operator in ("not_equals", "not_in"):
-        return f"({tv} <> ALL({q(values, 'text[]')}))"
     if operator in ("contains", "contains_any"):
         tests = [f"strpos({tv}, {q(v, 'text')}) > 0" for v in values]
     elif operator == "starts_with":
@@ -191,10 +190,8 @@ def _text_test(tv: str, operator: str, values: list[str], q: _Params) -> str:
 
 def _number_test(nv: str, operator: str, values: list[float], q: _Params) -> str:
     """TRUE when the float8 `nv` (not NULL) passes `operator` with the values."""
-    if operator in ("equals", "in"):
+    if operator == "in":  # also equals and the negated ones: see _condition
         return f"({nv} = ANY({q(values, 'float8[]')}))"
-    if operator in ("not_equals", "not_in"):
-        return f"({nv} <> ALL({q(values, 'float8[]')}))"
     if operator == "gte":
         return f"({nv} >= {q(values[0], 'float8')})"
     if operator == "lte":
@@ -318,7 +315,8 @@ def _property_condition(cond: dict, q: _Params) -> tuple[str, str]:
     )
     number_chars = q.named("number_chars_re", f"[^{tables().number_chars}]", "text")
     string_unknown = (
-        f"(strpos({jv}, '_') = 0 AND NOT {safe} AND NOT {trimmed} ~ {q.named('non_finite_re', NON_FINITE, 'text')} "
+        f"(strpos({jv}, '_') = 0 AND NOT {safe} "
+        f"AND NOT {trimmed} ~ {q.named('non_finite_re', NON_FINITE, 'text')} "
         f"AND CASE WHEN {_is_ascii(jv)} THEN {trimmed} ~ {q.named('any_number_re', ANY_NUMBER, 'text')} "
         f"ELSE NOT {jv} ~ {number_chars} END)"
     )
@@ -410,7 +408,8 @@ def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _
     #   same float as the engine's;
     # - capping cannot increase a difference; the totals add a rounding per term (level c).
     cols = [
-        f"(CASE WHEN {_fit_condition(rule, q, 'a')} THEN {q(float(rule.points), 'float8')} ELSE 0::float8 END) AS f{k}"
+        f"(CASE WHEN {_fit_condition(rule, q, 'a')} THEN {q(float(rule.points), 'float8')} "
+        f"ELSE 0::float8 END) AS f{k}"
         for k, rule in enumerate(spec.fit_rules)
     ]
     errors, unknowns = [], []
@@ -419,7 +418,8 @@ def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _
             s = f"(coalesce(beh.n{j}, 0)::float8 * {q(float(rule.points), 'float8')})"
         else:
             s = f"coalesce(beh.s{j}, 0::float8)"
-            y_max = f"coalesce({_age_days(now_sql, 'beh.oldest')} / {q(float(rule.half_life_days), 'float8')}, 0)"
+            half_life = q(float(rule.half_life_days), "float8")
+            y_max = f"coalesce({_age_days(now_sql, 'beh.oldest')} / {half_life}, 0)"
             errors.append(f"abs({s}) * (coalesce(beh.n_all, 0) + 16 + 2 * {y_max})")
         if rule.max_points is None:
             cols.append(f"{s} AS c{j}")
@@ -442,12 +442,14 @@ def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _
     eng_total = " + ".join(beh_names) or "0::float8"
     magnitude = " + ".join(f"abs({x})" for x in fit_names + beh_names) or "0"
     c = (
-        f"SELECT b.*, ({fit_total}) AS fit_t, ({eng_total}) AS eng_t, ({fit_total}) + ({eng_total}) AS score_t, "
-        f"err_sums + ({magnitude}) * {len(fit_names) + len(beh_names) + 8} * {TWO_TO_MINUS_50} + 1e-250 AS err"
+        f"SELECT b.*, ({fit_total}) AS fit_t, ({eng_total}) AS eng_t, "
+        f"({fit_total}) + ({eng_total}) AS score_t, "
+        f"err_sums + ({magnitude}) * {len(fit_names) + len(beh_names) + 8} * {TWO_TO_MINUS_50} "
+        "+ 1e-250 AS err"
         + "".join(
             # (Sizes of 10^7 or more go to Python anyway; the limit keeps the key below from overflowing.)
-            f", CASE WHEN c{j} <> 0 AND abs(c{j}) < {SAFE_LIMIT} THEN nullif(round(round(c{j}::numeric, 6), 2), 0) "
-            f"END AS r{j}"
+            f", CASE WHEN c{j} <> 0 AND abs(c{j}) < {SAFE_LIMIT} "
+            f"THEN nullif(round(round(c{j}::numeric, 6), 2), 0) END AS r{j}"
             for j in range(len(behavior))
         )
         + f" FROM ({b}) b OFFSET 0"
@@ -627,7 +629,8 @@ def rescore(
         "engagement_score = res.new_eng, score_breakdown = res.new_breakdown, "
         "scored_at = %(scored_at)s::timestamptz FROM res WHERE l.id = res.id "
         "AND l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint AND NOT res.python "
-        "AND (res.differs OR res.scored_at IS NULL OR res.id = ANY(%(must_write)s::bigint[])) RETURNING l.id)\n"
+        "AND (res.differs OR res.scored_at IS NULL OR res.id = ANY(%(must_write)s::bigint[])) "
+        "RETURNING l.id)\n"
         "SELECT (SELECT count(*) FROM upd), "
         "(SELECT count(*) FROM res WHERE differs AND NOT python), "
         "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM res WHERE python), "

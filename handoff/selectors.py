@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from html import escape as html_escape
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
 from leads.models import Campaign, Interaction, Lead, Stage
 
@@ -349,10 +351,16 @@ def _person(first: str | None, last: str | None, username: str | None) -> str:
     return f"{first or ''} {last or ''}".strip() or username or ""
 
 
+def _safe(text: str) -> SafeString:
+    """Text escaped for HTML, once, here (the same escaping as Django's `escape`)."""
+    return SafeString(html_escape(text))
+
+
 def board_card(row: dict, *, viewer: Viewer, now: datetime) -> dict:
-    """What one card shows, from a `card_rows` row: a plain dict of ready-made strings and flags, so
-    the card template (templates/handoff/board.html#card) does cheap dictionary lookups only."""
-    key = str(row["id"])
+    """What one card shows, from a `card_rows` row: a plain dict of flags and ready-made strings,
+    every one already HTML-escaped (SafeString): board_tags.board_card writes them into the card's
+    markup as they are (tests/handoff/test_board_cards.py)."""
+    key = SafeString(row["id"])
     stage = row["stage"]
     closed_at = row["closed_at"]
     is_open = closed_at is None
@@ -370,48 +378,56 @@ def board_card(row: dict, *, viewer: Viewer, now: datetime) -> dict:
     can_act = is_open and viewer.may_act(assignee_id)
     reason = row.get("rejection_reason__label") or ""
     name = f"{row['lead__first_name']} {row['lead__last_name']}".strip()
+    owner = (
+        _person(row["assignee__first_name"], row["assignee__last_name"], row["assignee__username"])
+        if assignee_id
+        else ""
+    )
     urls = card_urls()
     return {
         "id": key,
-        "stage": stage,
-        "stage_label": STAGE_LABELS.get(stage, stage),
-        "sla_class": f" card-sla-{sla}" if sla else "",
-        "name": name or row["lead__email"],
-        "title": row["lead__job_title"] or "No title",
-        "company": row["lead__company"] or "No company",
-        "score": str(row["lead__score"]),
-        "fit": str(row["lead__fit_score"]),
+        "stage": _safe(stage),
+        "stage_label": _safe(STAGE_LABELS.get(stage, stage)),
+        "sla_class": SafeString(f" card-sla-{sla}" if sla else ""),
+        "name": _safe(name or row["lead__email"]),
+        "title": _safe(row["lead__job_title"] or "No title"),
+        "company": _safe(row["lead__company"] or "No company"),
+        "score": SafeString(row["lead__score"]),
+        "fit": SafeString(row["lead__fit_score"]),
         "reasons": [
-            ("neg" if r["points"] < 0 else "pos", f"{points(r['points'])} {r.get('label', '')}")
+            (
+                SafeString("neg" if r["points"] < 0 else "pos"),
+                _safe(f"{points(r['points'])} {r.get('label', '')}"),
+            )
             for r in top_reasons(row["lead__score_breakdown"])
         ],
-        "source": SOURCE_LABELS.get(row["lead__source"], row["lead__source"]),
-        "campaign": row["lead__campaign__name"] or "—",
-        "owner": _person(row["assignee__first_name"], row["assignee__last_name"], row["assignee__username"])
-        if assignee_id
-        else "",
-        "in_stage": duration(now - row["lead__stage_changed_at"]),
-        "sla": sla,
-        "sla_text": sla_text,
-        "sla_icon": sla_icon,
+        "source": _safe(SOURCE_LABELS.get(row["lead__source"], row["lead__source"])),
+        "campaign": _safe(row["lead__campaign__name"] or "—"),
+        "owner": _safe(owner),
+        "in_stage": _safe(duration(now - row["lead__stage_changed_at"])),
+        "sla": SafeString(sla),
+        "sla_text": _safe(sla_text),
+        "sla_icon": SafeString(sla_icon),
         "open": is_open,
-        "outcome": f"Rejected: {reason}"
-        if reason
-        else OUTCOME_LABELS.get(row["outcome"]) or STAGE_LABELS.get(stage, ""),
+        "outcome": _safe(
+            f"Rejected: {reason}"
+            if reason
+            else OUTCOME_LABELS.get(row["outcome"]) or STAGE_LABELS.get(stage, "")
+        ),
         "disqualified": stage == Stage.DISQUALIFIED,
-        "note": row["rejection_note"],
-        "closed_ago": "" if is_open else duration(now - closed_at),
+        "note": _safe(row["rejection_note"]),
+        "closed_ago": _safe("" if is_open else duration(now - closed_at)),
         "accept": can_act and stage == Stage.MQL,
         "qualify": can_act and stage == Stage.SAL,
         "reject": can_act and stage in (Stage.MQL, Stage.SAL),
         "claim": is_open and assignee_id is None and viewer.works and not viewer.manager,
         "reassign": is_open and viewer.manager,
-        "lead_url": urls["lead"].format(row["lead_id"]),
-        "accept_url": urls["accept"].format(key),
-        "claim_url": urls["claim"].format(key),
-        "qualify_url": urls["qualify_dialog"].format(key),
-        "reject_url": urls["reject_dialog"].format(key),
-        "reassign_url": urls["reassign_dialog"].format(key),
+        "lead_url": _safe(urls["lead"].format(row["lead_id"])),
+        "accept_url": _safe(urls["accept"].format(key)),
+        "claim_url": _safe(urls["claim"].format(key)),
+        "qualify_url": _safe(urls["qualify_dialog"].format(key)),
+        "reject_url": _safe(urls["reject_dialog"].format(key)),
+        "reassign_url": _safe(urls["reassign_dialog"].format(key)),
     }
 
 

@@ -29,7 +29,17 @@ def add(lead_ids: Collection[int], now: datetime) -> None:
 def pending(lead_ids: Collection[int]) -> dict[int, list[int]]:
     """{lead id: ids of its pending requests}, for the leads that have any."""
     found: dict[int, list[int]] = {}
-    for request_id, lead_id in RescoreRequest.objects.filter(lead_id__in=list(lead_ids)).values_list("pk", "lead_id"):
+    if connection.vendor == "postgresql":
+        # One array parameter: a bulk chunk's 10,000 ids as an IN list cost 0.3 s to compile.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, lead_id FROM {RescoreRequest._meta.db_table} WHERE lead_id = ANY(%s::bigint[])",
+                [list(lead_ids)],
+            )
+            rows = cursor.fetchall()
+    else:
+        rows = RescoreRequest.objects.filter(lead_id__in=list(lead_ids)).values_list("pk", "lead_id")
+    for request_id, lead_id in rows:
         found.setdefault(lead_id, []).append(request_id)
     return found
 

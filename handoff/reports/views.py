@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import permission_required
+from django.db import connection
 from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
@@ -65,15 +66,39 @@ def now():
     return timezone.now()
 
 
-def _filters(request, report: str = ""):
-    """The filter bar (2 queries: campaigns, model versions) and the filters it yields."""
-    campaigns = list(Campaign.objects.order_by("name"))
-    versions = list(
+# The distinct model versions by a walk down the (model_version, created_at) index, one probe per
+# version, instead of reading every handoff's entry (~130,000 at 1M leads). Deterministic collations
+# order '' before any other string, so "> ''" is "<> ''".
+VERSIONS_SQL = """
+WITH RECURSIVE versions (v) AS (
+    (SELECT model_version FROM handoff_handoff WHERE model_version > '' ORDER BY model_version LIMIT 1)
+    UNION ALL
+    SELECT (SELECT h.model_version FROM handoff_handoff h WHERE h.model_version > versions.v
+            ORDER BY h.model_version LIMIT 1)
+    FROM versions WHERE versions.v IS NOT NULL
+)
+SELECT v FROM versions WHERE v IS NOT NULL
+"""
+
+
+def model_versions() -> list[str]:
+    """The model versions recorded on handoffs, in order (empty ones left out)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(VERSIONS_SQL)
+            return [v for (v,) in cursor.fetchall()]
+    return list(
         Handoff.objects.exclude(model_version="")
         .order_by("model_version")
         .values_list("model_version", flat=True)
         .distinct()
     )
+
+
+def _filters(request, report: str = ""):
+    """The filter bar (2 queries: campaigns, model versions) and the filters it yields."""
+    campaigns = list(Campaign.objects.order_by("name"))
+    versions = model_versions()
     form = ReportFilterForm(
         request.GET, campaigns=campaigns, versions=versions, today=timezone.localdate(now()), report=report
     )

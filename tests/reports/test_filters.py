@@ -98,3 +98,22 @@ def test_a_reversed_range_falls_back_to_the_default_and_says_so(story, mgr):
 def test_an_unknown_campaign_or_source_is_ignored(story, mgr):
     page = get_page(mgr, "/reports/funnel/", campaign="999999", source="nope", **RANGE)
     assert page.figure("mqls") == "11"
+
+
+def test_the_model_version_choices_are_the_versions_recorded_on_handoffs(db):
+    """On PostgreSQL they come from a walk down the (model_version, created_at) index, one probe per
+    version; it must list what SELECT DISTINCT lists, in the same order."""
+    from handoff.models import Handoff
+    from handoff.reports.views import model_versions
+    from tests.handoff.factories import HandoffFactory
+
+    for version in ["v2", "", "v10", "v2", "Default v1", "v10", "", "ü-model", "a b"]:
+        HandoffFactory(model_version=version)
+    expected = list(
+        Handoff.objects.exclude(model_version="").order_by("model_version")
+        .values_list("model_version", flat=True).distinct()
+    )
+    assert len(expected) == 5
+    assert model_versions() == expected
+    Handoff.objects.update(model_version="")
+    assert model_versions() == []

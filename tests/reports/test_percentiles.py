@@ -86,14 +86,17 @@ def test_summarize_gives_counts_and_percentiles_per_group(method):
 
     from handoff.reports.queries import summarize
 
-    a = UserFactory()
+    a = UserFactory(first_name="Ann")
     make([10, 20, 30, None], assignee=a)
-    result = summarize(Handoff.objects.all(), group=F("assignee_id"), labels={"username": F("assignee__username")},
-                       counts={"all": Count("id")}, measures=WAIT, method=method)
-    assert list(result) == [a.pk]
+    make([5], assignee=None)
+    result = summarize(Handoff.objects.all(), group=F("assignee_id"), counts={"all": Count("id")},
+                       labels=(type(a), ("username", "first_name")), measures=WAIT, method=method)
+    assert set(result) == {a.pk, None}
     row = result[a.pk]
-    assert (row["all"], row["username"]) == (4, a.username)
+    assert (row["all"], row["username"], row["first_name"]) == (4, a.username, "Ann")
     assert row["stats"]["wait"] == {"n": 3, 0.5: 20 * 60.0, 0.9: 28 * 60.0}
+    # The labels are looked up by the group key: none for the group of unassigned handoffs.
+    assert (result[None]["all"], result[None]["username"], result[None]["first_name"]) == (1, None, None)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -105,3 +108,27 @@ def test_summarize_of_nothing_is_empty(method):
     assert summarize(Handoff.objects.all(), counts={"all": Count("id")}, measures=WAIT, method=method) == {}
     assert summarize(Handoff.objects.all(), group=F("assignee_id"), counts={"all": Count("id")}, measures=WAIT,
                      method=method) == {}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_summarize_with_a_total_gives_the_percentiles_over_every_group(method):
+    from django.db.models import Count
+    from django.db.models.functions import TruncDay
+
+    from handoff.reports.queries import TOTAL, summarize
+
+    minutes = {0: [10, 20, 30, 40], 1: [5, 5, 100], 3: [7, None]}
+    for day, values in minutes.items():
+        for m in values:
+            HandoffFactory(created_at=T0 + timedelta(days=day),
+                           first_action_at=None if m is None else T0 + timedelta(days=day, minutes=m))
+    result = summarize(Handoff.objects.all(), group=TruncDay("created_at"), counts={"all": Count("id")},
+                       measures=WAIT, total=True, method=method)
+    # All eight waits (minutes 5 5 7 10 20 30 40 100): median 15 min, p90 at position 6.3 → 58 min.
+    assert result.pop(TOTAL) == {"stats": {"wait": {"n": 8, 0.5: 15 * 60.0, 0.9: 58 * 60.0}}}
+    assert {key: row["all"] for key, row in result.items()} == {
+        (T0 + timedelta(days=d)).date(): len(v) for d, v in minutes.items()}
+    assert result[(T0 + timedelta(days=1)).date()]["stats"]["wait"] == {"n": 3, 0.5: 300.0, 0.9: 81 * 60.0}
+    Handoff.objects.all().delete()
+    assert summarize(Handoff.objects.all(), group=TruncDay("created_at"), counts={"all": Count("id")},
+                     measures=WAIT, total=True, method=method) == {}

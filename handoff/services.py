@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from leads.models import Lead, Stage
@@ -74,10 +74,11 @@ def choose_assignee(*, strategy: str | None = None):
             load=Count("handoffs", filter=Q(handoffs__closed_at__isnull=True))
         ).order_by("load", "id")
     else:
-        # Never-assigned SDRs first, then the one whose last assignment is oldest.
-        sdrs = sdrs.annotate(last=Max("handoffs__id")).order_by(
-            F("last").asc(nulls_first=True), "id"
-        )
+        # Never-assigned SDRs first, then the one whose last assignment is oldest. A subquery per
+        # SDR (newest of their handoffs, from the end of the primary key) rather than a MAX over
+        # every handoff: at 130k handoffs the aggregate made each promotion cost ~70 ms.
+        newest = Handoff.objects.filter(assignee=OuterRef("pk")).order_by("-id").values("id")[:1]
+        sdrs = sdrs.annotate(last=Subquery(newest)).order_by(F("last").asc(nulls_first=True), "id")
     return sdrs.first()
 
 

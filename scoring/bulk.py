@@ -143,9 +143,16 @@ def _rescore_with_engine(
         facts[lead_id].append(
             engine.InteractionFact(compiled.kind_slugs[kind_id], occurred_at, properties or {}, external_id)
         )
+    results = {row["pk"]: engine.score_lead(spec, engine.lead_facts(row), facts[row["pk"]], now) for row in rows}
+    return _write_results(spec, rows, results, requested=requested, read_at=read_at)
+
+
+def _write_results(spec, rows: list[dict], results: dict, *, requested, read_at) -> tuple[int, list]:
+    """Write the results that differ from the stored scores (or must be written: a pending request,
+    never scored) and return (changed, qualifying) — the engine paths' shared tail."""
     out, changed, qualifying = [], 0, []
     for row in rows:
-        result = engine.score_lead(spec, engine.lead_facts(row), facts[row["pk"]], now)
+        result = results[row["pk"]]
         breakdown = list(result.breakdown)
         differs = (row["score"], row["fit_score"], row["engagement_score"], row["score_breakdown"]) != (
             result.score, result.fit_score, result.engagement_score, breakdown
@@ -184,21 +191,13 @@ def _rescore_chunk_with_engine(
             rules_by_kind_id[slug_to_id[rule.kind]].append(rule)
     sums = behavior_sums(rules_by_kind_id, (ids[0], ids[-1]), now) if rows else {}
 
-    out, changed, qualifying = [], 0, []
-    for row in rows:
-        result = engine.assemble(
+    results = {
+        row["pk"]: engine.assemble(
             engine.fit_points(spec, engine.lead_facts(row)),
             engine.behavior_points_from_sums(spec, sums.get(row["pk"], {})),
         )
-        breakdown = list(result.breakdown)
-        differs = (row["score"], row["fit_score"], row["engagement_score"], row["score_breakdown"]) != (
-            result.score, result.fit_score, result.engagement_score, breakdown
-        )
-        changed += differs
-        if differs or row["pk"] in requested or row["scored_at"] is None:
-            out.append((row["pk"], result.score, result.fit_score, result.engagement_score, breakdown))
-        if row["stage"] in ("lead", "recycled") and result.qualifies(spec):
-            qualifying.append((row["pk"], result.score, breakdown))
-    write_scores(out, read_at)
+        for row in rows
+    }
+    changed, qualifying = _write_results(spec, rows, results, requested=requested, read_at=read_at)
     promoted = promote(qualifying) if qualifying else 0
     return changed, promoted, skipped

@@ -245,10 +245,12 @@ def rescore(ctx: Context) -> list[Metric]:
         return change
 
     def edit_rule():
+        # What the admin's change form does: note the model as it was, save the rule, hand both over.
         model = active_model()
+        previous = model.to_spec()
         rule = FitRule.objects.get(model=model, label="Mid-market+")
         FitRule.objects.filter(pk=rule.pk).update(points=_toggle(rule.points, 15, 16))
-        return model_rules_changed(model=model)
+        return model_rules_changed(model=model, previous=previous)
 
     out = []
     leads = ctx.conn.execute("SELECT count(*) FROM leads_lead").fetchone()[0]

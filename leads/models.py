@@ -112,6 +112,12 @@ class Lead(models.Model):
     # When the data the score was computed from was read (a rescore never overwrites a score
     # computed from newer data). Pending rescores are scoring.RescoreRequest rows.
     scored_at = models.DateTimeField(null=True, blank=True)
+    # The engagement total before rounding (the engine's float), within engagement_error of it,
+    # computed with the behaviour rules whose fingerprint is engagement_basis. An edit of fit rules
+    # alone rescores from these and the lead's own fields, without reading interactions.
+    engagement_total = models.FloatField(null=True, blank=True, editable=False)
+    engagement_error = models.FloatField(null=True, blank=True, editable=False)
+    engagement_basis = models.BigIntegerField(null=True, blank=True, editable=False)
 
     # BANT, filled by the SDR when qualifying.
     bant_budget = models.TextField(blank=True)

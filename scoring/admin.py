@@ -16,6 +16,8 @@ duplicate); this module never sets a status or a version itself.
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Count, Value, When
@@ -27,7 +29,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import slugify
 
-from . import services
+from . import edit_scope, services
 from .forms import (
     BehaviorRuleForm,
     DuplicateModelForm,
@@ -47,6 +49,26 @@ from .serialization import (
 )
 
 PUBLISH_PERMISSION = "scoring.publish_scoringmodel"
+
+
+RESCORE_MESSAGES = {
+    edit_scope.FULL: "every lead is being rescored with {v}",
+    edit_scope.FIT: "the fit of every lead is being rescored with {v} (engagement stays as last scored)",
+    edit_scope.THRESHOLD: "scores stay as they are; leads that now reach the threshold of {v} are being promoted",
+    edit_scope.NOTHING: "nothing needs rescoring; it is now {v}",
+}
+
+
+def _spec_before_edit(form):
+    """The model as it was before this change form's save: rules from the database (the inlines
+    are saved after this is called), threshold and minimum fit from the form's initial values."""
+    spec = ScoringModel.objects.get(pk=form.instance.pk).to_spec()
+    threshold, min_fit = form.initial.get("mql_threshold"), form.initial.get("mql_min_fit")
+    return dataclasses.replace(
+        spec,
+        mql_threshold=spec.mql_threshold if threshold is None else float(threshold),
+        mql_min_fit=None if min_fit in (None, "") else float(min_fit),
+    )
 
 
 def _progress_url(run: RescoreRun) -> str:
@@ -209,6 +231,9 @@ class ScoringModelAdmin(admin.ModelAdmin):
     # --- change form -------------------------------------------------------------------------
 
     def save_related(self, request, form, formsets, change):
+        # The rules are not saved yet and the threshold's old value is the form's initial one: this
+        # is the model as it was, which tells the rescore what the edit changed.
+        previous = _spec_before_edit(form) if change else None
         super().save_related(request, form, formsets, change)
         model = form.instance
         if not change or model.status != ScoringModel.Status.ACTIVE:
@@ -218,16 +243,16 @@ class ScoringModelAdmin(admin.ModelAdmin):
         )
         if not scoring_changed:
             return
-        run = services.model_rules_changed(model=model)
+        run = services.model_rules_changed(model=model, previous=previous)
         if run is not None:
             model.refresh_from_db()
             self.message_user(
                 request,
                 format_html(
-                    "“{}” is the active model, so every lead is being rescored with {}. "
+                    "“{}” is the active model, so {}. "
                     '<a href="{}">See the rescore progress</a>.',
                     model.name,
-                    model.version_label,
+                    RESCORE_MESSAGES[run.scope].format(v=model.version_label),
                     _progress_url(run),
                 ),
                 messages.INFO,

@@ -24,7 +24,7 @@ from leads.models import Interaction, Lead
 
 from . import engine, rescore_requests, sqlscore
 
-WRITE_COLUMNS = ("id", "score", "fit_score", "engagement_score", "score_breakdown")
+WRITE_COLUMNS = ("id", "score", "fit_score", "engagement_score", "score_breakdown", "engagement_total")
 
 
 def behavior_sums(rules_by_kind_id: dict, lead_ids: tuple[int, int], now: datetime) -> dict[int, dict]:
@@ -70,25 +70,28 @@ def _property_rule_sums(rule, kind_id, lo, hi, now, sums) -> None:
             sums[lead_id][rule.id] = sums[lead_id].get(rule.id, 0.0) + engine.decayed_points(rule, fact, now)
 
 
-def write_scores(rows: list[tuple], scored_at: datetime) -> None:
-    """Write (id, score, fit, engagement, breakdown) rows; scored_at = when their data was read."""
+def write_scores(rows: list[tuple], scored_at: datetime, basis: int) -> None:
+    """Write (id, score, fit, engagement, breakdown, engagement total) rows computed by the engine
+    (so exact: error 0) with behaviour rules `basis`; scored_at = when their data was read."""
     if not rows:
         return
     table = Lead._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS rescore_out "
-            "(id bigint PRIMARY KEY, score int, fit_score int, engagement_score int, score_breakdown jsonb) "
+            "(id bigint PRIMARY KEY, score int, fit_score int, engagement_score int, score_breakdown jsonb, "
+            "engagement_total float8) "
             "ON COMMIT DELETE ROWS"
         )
         with cursor.cursor.copy(f"COPY rescore_out ({', '.join(WRITE_COLUMNS)}) FROM STDIN") as copy:
-            for lead_id, score, fit, engagement, breakdown in rows:
-                copy.write_row((lead_id, score, fit, engagement, json.dumps(breakdown)))
+            for lead_id, score, fit, engagement, breakdown, total in rows:
+                copy.write_row((lead_id, score, fit, engagement, json.dumps(breakdown), repr(total)))
         cursor.execute(
             f"UPDATE {table} AS l SET score = o.score, fit_score = o.fit_score, "
             "engagement_score = o.engagement_score, score_breakdown = o.score_breakdown, "
+            "engagement_total = o.engagement_total, engagement_error = 0, engagement_basis = %s, "
             "scored_at = %s FROM rescore_out o WHERE l.id = o.id",
-            [scored_at],
+            [basis, scored_at],
         )
         cursor.execute("TRUNCATE rescore_out")
 
@@ -106,25 +109,59 @@ def rescore_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int
     previous path (`_rescore_chunk_with_engine`)."""
     if sqlscore.unsupported(compiled.spec):
         return _rescore_chunk_with_engine(compiled, ids, now, promote)
+    locked, skipped = _lock_chunk(ids)
+    changed, qualifying = _rescore_locked(compiled, locked, now)
+    promoted = promote(sorted(qualifying)) if qualifying else 0
+    return changed, promoted, skipped
+
+
+def refit_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int, int, list[int]]:
+    """`rescore_chunk` after an edit of fit rules alone: new fit, stored engagement, no interaction
+    read (sqlscore.refit). Leads whose stored engagement cannot be used are rescored in full."""
+    if sqlscore.unsupported(compiled.spec):
+        return _rescore_chunk_with_engine(compiled, ids, now, promote)
+    locked, skipped = _lock_chunk(ids)
+    kind_ids = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
+    outcome = sqlscore.refit(compiled.spec, kind_ids, locked, basis=compiled.basis)
+    changed, qualifying = outcome.changed, list(outcome.qualifying)
+    if outcome.python:
+        more, also = _rescore_locked(compiled, outcome.python, now)
+        changed += more
+        qualifying += also
+    promoted = promote(sorted(qualifying)) if qualifying else 0
+    return changed, promoted, skipped
+
+
+def _lock_chunk(ids: list[int]) -> tuple[list[int], list[int]]:
+    """Lock the leads with ids in [ids[0], ids[-1]], skipping those a single-lead rescore holds:
+    (locked, skipped)."""
     locked = list(
         Lead.objects.filter(pk__gte=ids[0], pk__lte=ids[-1]).order_by("pk")
         .select_for_update(no_key=True, skip_locked=True, of=("self",)).values_list("pk", flat=True)
     )
     held = set(locked)
-    skipped = [i for i in ids if i not in held]
+    return locked, [i for i in ids if i not in held]
+
+
+def _rescore_locked(compiled, locked: list[int], now: datetime) -> tuple[int, list]:
+    """Score these locked leads in full (sqlscore, the engine for what it leaves) and write them:
+    (changed, qualifying)."""
+    if not locked:
+        return 0, []
     # Locked, so no other rescore writes them now; the requests taken here are covered by the data
     # read below. (A rescore that read before read_at will not overwrite: scored_at is newer.)
     read_at = timezone.now()
     requested = rescore_requests.take(locked)
     kind_ids = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
-    outcome = sqlscore.rescore(compiled.spec, kind_ids, locked, now, scored_at=read_at, must_write=requested)
+    outcome = sqlscore.rescore(
+        compiled.spec, kind_ids, locked, now, scored_at=read_at, basis=compiled.basis, must_write=requested
+    )
     changed, qualifying = outcome.changed, list(outcome.qualifying)
     if outcome.python:
         more, also = _rescore_with_engine(compiled, outcome.python, now, read_at=read_at, requested=requested)
         changed += more
         qualifying += also
-    promoted = promote(sorted(qualifying)) if qualifying else 0
-    return changed, promoted, skipped
+    return changed, qualifying
 
 
 def _rescore_with_engine(
@@ -134,7 +171,7 @@ def _rescore_with_engine(
     does): for the leads SQL cannot vouch for. Returns (changed, qualifying)."""
     spec = compiled.spec
     fields = ["pk", *engine.LEAD_FIELDS.keys() - {"email_domain"}, "stage", "score", "fit_score",
-              "engagement_score", "score_breakdown", "scored_at"]
+              "engagement_score", "score_breakdown", "scored_at", "engagement_basis"]
     rows = list(Lead.objects.filter(pk__in=lead_ids).order_by("pk").values(*fields))
     facts: dict[int, list] = defaultdict(list)
     history = Interaction.objects.filter(lead_id__in=lead_ids, kind_id__in=list(compiled.kind_slugs))
@@ -144,12 +181,14 @@ def _rescore_with_engine(
             engine.InteractionFact(compiled.kind_slugs[kind_id], occurred_at, properties or {}, external_id)
         )
     results = {row["pk"]: engine.score_lead(spec, engine.lead_facts(row), facts[row["pk"]], now) for row in rows}
-    return _write_results(spec, rows, results, requested=requested, read_at=read_at)
+    return _write_results(compiled, rows, results, requested=requested, read_at=read_at)
 
 
-def _write_results(spec, rows: list[dict], results: dict, *, requested, read_at) -> tuple[int, list]:
+def _write_results(compiled, rows: list[dict], results: dict, *, requested, read_at) -> tuple[int, list]:
     """Write the results that differ from the stored scores (or must be written: a pending request,
-    never scored) and return (changed, qualifying) — the engine paths' shared tail."""
+    never scored, scored under other behaviour rules) and return (changed, qualifying) — the engine
+    paths' shared tail."""
+    spec, basis = compiled.spec, compiled.basis
     out, changed, qualifying = [], 0, []
     for row in rows:
         result = results[row["pk"]]
@@ -158,11 +197,12 @@ def _write_results(spec, rows: list[dict], results: dict, *, requested, read_at)
             result.score, result.fit_score, result.engagement_score, breakdown
         )
         changed += differs
-        if differs or row["pk"] in requested or row["scored_at"] is None:
-            out.append((row["pk"], result.score, result.fit_score, result.engagement_score, breakdown))
+        if differs or row["pk"] in requested or row["scored_at"] is None or row["engagement_basis"] != basis:
+            out.append((row["pk"], result.score, result.fit_score, result.engagement_score, breakdown,
+                        result.engagement_total))
         if row["stage"] in ("lead", "recycled") and result.qualifies(spec):
             qualifying.append((row["pk"], result.score, breakdown))
-    write_scores(out, read_at)
+    write_scores(out, read_at, basis)
     return changed, qualifying
 
 
@@ -173,7 +213,7 @@ def _rescore_chunk_with_engine(
     (`engine.assemble`), COPY write-back."""
     spec = compiled.spec
     fields = ["pk", *engine.LEAD_FIELDS.keys() - {"email_domain"}, "stage", "stage_changed_at", "score",
-              "fit_score", "engagement_score", "score_breakdown", "scored_at"]
+              "fit_score", "engagement_score", "score_breakdown", "scored_at", "engagement_basis"]
     rows = list(
         Lead.objects.filter(pk__gte=ids[0], pk__lte=ids[-1]).order_by("pk")
         .select_for_update(no_key=True, skip_locked=True, of=("self",)).values(*fields)
@@ -198,6 +238,6 @@ def _rescore_chunk_with_engine(
         )
         for row in rows
     }
-    changed, qualifying = _write_results(spec, rows, results, requested=requested, read_at=read_at)
+    changed, qualifying = _write_results(compiled, rows, results, requested=requested, read_at=read_at)
     promoted = promote(qualifying) if qualifying else 0
     return changed, promoted, skipped

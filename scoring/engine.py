@@ -6,9 +6,11 @@ below; see docs/scoring-semantics.md for the contract this implements.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -81,6 +83,9 @@ class ScoreResult:
     fit_score: int
     engagement_score: int
     breakdown: tuple[dict, ...]
+    # The engagement total before rounding: with the lead's fit it gives the score again, which is
+    # what lets an edit of fit rules alone rescore a lead without its interactions.
+    engagement_total: float = 0.0
 
     def qualifies(self, model: ModelSpec) -> bool:
         """Is this lead an MQL under ``model``?"""
@@ -268,7 +273,15 @@ def assemble(
         fit_score=round_half_up(fit_total),
         engagement_score=round_half_up(engagement_total),
         breakdown=_breakdown(fit, behavior),
+        engagement_total=engagement_total,
     )
+
+
+def behavior_basis(model: ModelSpec) -> int:
+    """A fingerprint of the model's behaviour rules (a signed 64-bit integer): leads scored under
+    rules with the same fingerprint have engagement totals that are still valid."""
+    text = "\n".join(sorted(json.dumps(asdict(rule), sort_keys=True) for rule in model.behavior_rules))
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def score_lead(

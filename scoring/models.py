@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from leads.models import InteractionKind
 
-from . import rules
+from . import edit_scope, rules
 from .engine import BehaviorRuleSpec, FitRuleSpec, ModelSpec
 
 FIELD_CHOICES = [(name, name.replace("_", " ")) for name in rules.LEAD_FIELDS]
@@ -174,7 +174,8 @@ class BehaviorRule(models.Model):
 
 
 class RescoreRun(models.Model):
-    """A bulk rescore of every lead (after a publish, an edit of the active model, or decay).
+    """A bulk rescore (after a publish, an edit of the active model, or decay): of every lead, or
+    only what the edit needs (`scope`).
 
     The admin shows its progress; `done` counts leads processed so far."""
 
@@ -186,6 +187,8 @@ class RescoreRun(models.Model):
 
     model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="rescore_runs")
     reason = models.CharField(max_length=100)
+    # What the change that started the run needs rescored (scoring/edit_scope.py).
+    scope = models.CharField(max_length=10, choices=edit_scope.CHOICES, default=edit_scope.FULL)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)

@@ -29,14 +29,15 @@ from django.utils import timezone
 from handoff.services import PROMOTABLE, TransitionConflict, lead_promote_to_mql
 from leads.models import Interaction, InteractionKind, Lead
 
-from . import bulk, engine, rescore_requests
+from . import bulk, edit_scope, engine, rescore_requests
 from .models import RescoreRequest, RescoreRun, ScoringModel
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1000  # leads per transaction in sweeps (and bulk runs on SQLite)
 BULK_CHUNK = 10000  # leads per transaction in set-wise bulk runs (PostgreSQL)
-SCORE_FIELDS = ["score", "fit_score", "engagement_score", "score_breakdown", "scored_at"]
+SCORE_FIELDS = ["score", "fit_score", "engagement_score", "score_breakdown", "scored_at", "engagement_total",
+                "engagement_error", "engagement_basis"]
 FACT_FIELDS = [name for name in engine.LEAD_FIELDS if name != "email_domain"]
 
 
@@ -76,6 +77,7 @@ class _Compiled:
     kind_slugs: dict  # kind id → slug, for the kinds the rules use
     positive_kinds: frozenset  # slugs of kinds that can raise the score (recycled leads' rule)
     property_kind_ids: frozenset  # ids of kinds that a rule's property condition looks at
+    basis: int  # engine.behavior_basis: engagement totals stored under it are still valid
 
 
 _compiled_cache: dict[tuple, _Compiled] = {}
@@ -98,7 +100,7 @@ def _compile_now(model: ScoringModel) -> _Compiled:
     positive = frozenset(rule.kind for rule in spec.behavior_rules if rule.points > 0)
     with_property = {rule.kind for rule in spec.behavior_rules if rule.property}
     property_kind_ids = frozenset(kind_id for kind_id, slug in kind_slugs.items() if slug in with_property)
-    return _Compiled(model, spec, kind_slugs, positive, property_kind_ids)
+    return _Compiled(model, spec, kind_slugs, positive, property_kind_ids, engine.behavior_basis(spec))
 
 
 # --- scoring a set of leads ---------------------------------------------------------------------
@@ -176,10 +178,12 @@ def _apply(
         changed = (lead.score, lead.fit_score, lead.engagement_score, lead.score_breakdown) != (
             result.score, result.fit_score, result.engagement_score, breakdown
         )
-        if changed or lead.pk in pending or lead.scored_at is None:
+        if changed or lead.pk in pending or lead.scored_at is None or lead.engagement_basis != compiled.basis:
             outcome.changed += changed
             lead.score, lead.fit_score, lead.engagement_score = result.score, result.fit_score, result.engagement_score
             lead.score_breakdown, lead.scored_at = breakdown, read_at
+            lead.engagement_total, lead.engagement_error = result.engagement_total, 0.0
+            lead.engagement_basis = compiled.basis
             dirty.append(lead)
     _write(dirty)
     version = compiled.model.version_label
@@ -389,9 +393,9 @@ def _restart_stalled_runs(*, now: datetime, cutoff: datetime) -> None:
         enqueue_rescore_run(run_id)
 
 
-def rescore_run_start(*, model: ScoringModel, reason: str) -> RescoreRun:
-    """Create a bulk run of every lead and start it after commit."""
-    run = RescoreRun.objects.create(model=model, reason=reason, total=Lead.objects.count())
+def rescore_run_start(*, model: ScoringModel, reason: str, scope: str = edit_scope.FULL) -> RescoreRun:
+    """Create a bulk run (of every lead, or what `scope` needs) and start it after commit."""
+    run = RescoreRun.objects.create(model=model, reason=reason, scope=scope, total=Lead.objects.count())
     from .tasks import enqueue_rescore_run
 
     transaction.on_commit(partial(enqueue_rescore_run, run.pk))
@@ -399,7 +403,8 @@ def rescore_run_start(*, model: ScoringModel, reason: str) -> RescoreRun:
 
 
 def rescore_run_execute(*, run_id: int) -> RescoreRun:
-    """Rescore every lead with the run's model, a chunk per transaction, recording progress.
+    """Rescore the leads with the run's model, a chunk per transaction, recording progress: every
+    lead in full, or what the run's scope needs (scoring/edit_scope.py).
 
     Idempotent: a redelivered run starts over (scores are a pure function of the data), and a run
     whose model is no longer active stops, since a newer run will cover every lead."""
@@ -407,10 +412,13 @@ def rescore_run_execute(*, run_id: int) -> RescoreRun:
     if run.status == RescoreRun.Status.DONE:
         return run
     now = timezone.now()
+    candidates = _run_candidates(run)
     RescoreRun.objects.filter(pk=run.pk).update(
         status=RescoreRun.Status.RUNNING, started_at=now, heartbeat_at=now, done=0, changed=0, promoted=0,
-        total=Lead.objects.count(),
+        total=candidates.count(),
     )
+    set_wise = connection.vendor == "postgresql"
+    chunk_step = bulk.refit_chunk if run.scope == edit_scope.FIT else bulk.rescore_chunk
     try:
         last_id = 0
         while True:
@@ -418,16 +426,20 @@ def rescore_run_execute(*, run_id: int) -> RescoreRun:
             if model.status != ScoringModel.Status.ACTIVE:
                 break
             compiled = _compile(model)
-            set_wise = connection.vendor == "postgresql"
             with transaction.atomic():
                 ids = list(
-                    Lead.objects.filter(pk__gt=last_id).order_by("pk")
+                    candidates.filter(pk__gt=last_id).order_by("pk")
                     .values_list("pk", flat=True)[: BULK_CHUNK if set_wise else CHUNK]
                 )
                 if not ids:
                     break
-                if set_wise:
-                    changed, promoted, skipped = bulk.rescore_chunk(
+                if run.scope == edit_scope.THRESHOLD:
+                    # No score changes: promote the leads the new threshold lets through.
+                    qualifying = candidates.filter(pk__in=ids).values_list("pk", "score", "score_breakdown")
+                    promoted = _promote_many(compiled, list(qualifying), now)
+                    skipped, step = [], RescoreOutcome(scored=len(ids), promoted=promoted)
+                elif set_wise:
+                    changed, promoted, skipped = chunk_step(
                         compiled, ids, now, promote=partial(_promote_many, compiled, now=now)
                     )
                     step = RescoreOutcome(scored=len(ids), changed=changed, promoted=promoted)
@@ -485,13 +497,29 @@ def model_publish(*, model: ScoringModel, by=None) -> RescoreRun:
 
 
 @transaction.atomic
-def model_rules_changed(*, model: ScoringModel) -> RescoreRun | None:
-    """After an edit of the active model: a new version, and every lead rescored with it."""
+def model_rules_changed(*, model: ScoringModel, previous: engine.ModelSpec | None = None) -> RescoreRun | None:
+    """After an edit of the active model: a new version, and the leads rescored with it — all of
+    them in full, or only what the edit needs when `previous` (the model before the edit) says
+    what changed (scoring/edit_scope.py)."""
     if model.status != ScoringModel.Status.ACTIVE:
         return None
     ScoringModel.objects.filter(pk=model.pk).update(version=F("version") + 1)
     model.refresh_from_db()
-    return rescore_run_start(model=model, reason=f"edited {model.version_label}")
+    scope = edit_scope.edit_scope(previous, model.to_spec())
+    label = dict(edit_scope.CHOICES)[scope]
+    return rescore_run_start(model=model, reason=f"edited {model.version_label} ({label})", scope=scope)
+
+
+def _run_candidates(run: RescoreRun):
+    """The leads a run goes through: every lead, or for a threshold change those in stage lead or
+    recycled whose stored score now qualifies (none for a change that needs nothing)."""
+    if run.scope == edit_scope.NOTHING:
+        return Lead.objects.none()
+    if run.scope != edit_scope.THRESHOLD:
+        return Lead.objects.all()
+    model = run.model
+    leads = Lead.objects.filter(stage__in=PROMOTABLE, score__gte=model.mql_threshold)
+    return leads if model.mql_min_fit is None else leads.filter(fit_score__gte=model.mql_min_fit)
 
 
 def model_preview_impact(*, model: ScoringModel, now: datetime | None = None, sample_size: int = 10) -> Impact:

@@ -45,7 +45,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 
@@ -337,10 +337,18 @@ def _property_condition(cond: dict, q: _Params) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _Params) -> str:
+def _build(
+    spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _Params, *, refit: bool = False
+) -> str:
     """Two CTEs, `beh` and `res`: one row of `res` per lead in %(ids)s with its new score,
-    fit_score, engagement_score, breakdown (jsonb), whether they differ from the stored values
-    (`differs`), whether it `qualifies`, and `python` (SQL cannot vouch for the engine's result).
+    fit_score, engagement_score, breakdown (jsonb), engagement total `eng_t` and its bound `err`,
+    whether they differ from the stored values (`differs`), whether it `qualifies`, and `python`
+    (SQL cannot vouch for the engine's result).
+
+    refit: the behaviour rules are those the lead's stored engagement total and breakdown were
+    computed with (%(basis)s, checked per lead): only fit is computed again, and engagement comes
+    from the stored total and breakdown, so no interaction is read (`res` only; `python` also marks
+    leads stored under other behaviour rules, for a full rescore).
 
     `res` is a chain of subqueries, each computing what the next needs once: `OFFSET 0` keeps
     PostgreSQL from merging them (which would evaluate shared expressions again at each use)."""
@@ -372,7 +380,7 @@ def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _
             term = f"{q(float(rule.points), 'float8')} * power(0.5::float8, least({y}, 1000::float8))"
             aggregates.append(f"sum({term}) FILTER (WHERE {where}) AS s{j}")
     kinds = sorted({kind_ids[rule.kind] for rule in behavior}) or [-1]
-    beh = (
+    beh = None if refit else (
         f"beh AS (SELECT i.lead_id, {', '.join(aggregates)} FROM {interaction_table} i "
         "WHERE i.lead_id BETWEEN %(lo)s::bigint AND %(hi)s::bigint "
         f"AND i.kind_id = ANY({q(kinds, 'bigint[]')}) AND i.occurred_at <= {now_sql} GROUP BY i.lead_id)"
@@ -386,10 +394,11 @@ def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _
         field_cols.append(f"{value_sql} AS f_{name}")
         if any(r.field == name and r.operator not in rules.PRESENCE_OPERATORS for r in spec.fit_rules):
             sigma_flags.append(sigma)
-    kept = "id, stage, stage_changed_at, scored_at, old_score, old_fit, old_eng, old_breakdown"
+    kept = "id, stage, stage_changed_at, scored_at, old_score, old_fit, old_eng, old_breakdown, old_basis"
     a = (
         "SELECT l.id, l.stage, l.stage_changed_at, l.scored_at, l.score AS old_score, "
         "l.fit_score AS old_fit, l.engagement_score AS old_eng, l.score_breakdown AS old_breakdown, "
+        "l.engagement_basis AS old_basis, l.engagement_total AS old_total, l.engagement_error AS old_error, "
         f"({' OR '.join(sigma_flags) or 'false'}) AS lead_unknown"
         + "".join(", " + c for c in field_cols)
         # The range lets PostgreSQL read just the chunk's part of the primary key, not the table.
@@ -412,48 +421,51 @@ def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _
         f"ELSE 0::float8 END) AS f{k}"
         for k, rule in enumerate(spec.fit_rules)
     ]
-    errors, unknowns = [], []
-    for j, rule in enumerate(behavior):
-        if rule.half_life_days is None:
-            s = f"(coalesce(beh.n{j}, 0)::float8 * {q(float(rule.points), 'float8')})"
-        else:
-            s = f"coalesce(beh.s{j}, 0::float8)"
-            half_life = q(float(rule.half_life_days), "float8")
-            y_max = f"coalesce({_age_days(now_sql, 'beh.oldest')} / {half_life}, 0)"
-            errors.append(f"abs({s}) * (coalesce(beh.n_all, 0) + 16 + 2 * {y_max})")
-        if rule.max_points is None:
-            cols.append(f"{s} AS c{j}")
-        else:  # engine._capped: the cap bounds the size, so a negative rule bottoms out at -max
-            cols.append(f"sign({s}) * least(abs({s}), {q(float(rule.max_points), 'float8')}) AS c{j}")
-        if rule.property:
-            unknowns.append(f"coalesce(beh.u{j}, false)")
-    b = (
-        f"SELECT {', '.join('a.' + c for c in kept.split(', '))}, a.lead_unknown, "
-        f"({' OR '.join(unknowns) or 'false'}) AS property_unknown, "
-        f"({' + '.join(errors) or '0'}) * {TWO_TO_MINUS_50} AS err_sums, {', '.join(cols) or '0 AS nothing'} "
-        f"FROM ({a}) a LEFT JOIN beh ON beh.lead_id = a.id OFFSET 0"
-    )
-
-    # c: totals (fit + engagement, as engine.assemble adds them), the whole bound E, and each
-    # behaviour rule's breakdown points (engine.round_points), NULL when they round to 0.00.
     fit_names = [f"f{k}" for k in range(len(spec.fit_rules))]
-    beh_names = [f"c{j}" for j in range(len(behavior))]
     fit_total = " + ".join(fit_names) or "0::float8"
-    eng_total = " + ".join(beh_names) or "0::float8"
-    magnitude = " + ".join(f"abs({x})" for x in fit_names + beh_names) or "0"
-    c = (
-        f"SELECT b.*, ({fit_total}) AS fit_t, ({eng_total}) AS eng_t, "
-        f"({fit_total}) + ({eng_total}) AS score_t, "
-        f"err_sums + ({magnitude}) * {len(fit_names) + len(beh_names) + 8} * {TWO_TO_MINUS_50} "
-        "+ 1e-250 AS err"
-        + "".join(
-            # (Sizes of 10^7 or more go to Python anyway; the limit keeps the key below from overflowing.)
-            f", CASE WHEN c{j} <> 0 AND abs(c{j}) < {SAFE_LIMIT} "
-            f"THEN nullif(round(round(c{j}::numeric, 6), 2), 0) END AS r{j}"
-            for j in range(len(behavior))
+    if refit:
+        b, c = _refit_levels(behavior, cols, kept, a, fit_names, fit_total, q)
+    else:
+        errors, unknowns = [], []
+        for j, rule in enumerate(behavior):
+            if rule.half_life_days is None:
+                s = f"(coalesce(beh.n{j}, 0)::float8 * {q(float(rule.points), 'float8')})"
+            else:
+                s = f"coalesce(beh.s{j}, 0::float8)"
+                half_life = q(float(rule.half_life_days), "float8")
+                y_max = f"coalesce({_age_days(now_sql, 'beh.oldest')} / {half_life}, 0)"
+                errors.append(f"abs({s}) * (coalesce(beh.n_all, 0) + 16 + 2 * {y_max})")
+            if rule.max_points is None:
+                cols.append(f"{s} AS c{j}")
+            else:  # engine._capped: the cap bounds the size, so a negative rule bottoms out at -max
+                cols.append(f"sign({s}) * least(abs({s}), {q(float(rule.max_points), 'float8')}) AS c{j}")
+            if rule.property:
+                unknowns.append(f"coalesce(beh.u{j}, false)")
+        b = (
+            f"SELECT {', '.join('a.' + c for c in kept.split(', '))}, a.lead_unknown, "
+            f"({' OR '.join(unknowns) or 'false'}) AS property_unknown, "
+            f"({' + '.join(errors) or '0'}) * {TWO_TO_MINUS_50} AS err_sums, {', '.join(cols) or '0 AS nothing'} "
+            f"FROM ({a}) a LEFT JOIN beh ON beh.lead_id = a.id OFFSET 0"
         )
-        + f" FROM ({b}) b OFFSET 0"
-    )
+
+        # c: totals (fit + engagement, as engine.assemble adds them), the whole bound E, and each
+        # behaviour rule's breakdown points (engine.round_points), NULL when they round to 0.00.
+        beh_names = [f"c{j}" for j in range(len(behavior))]
+        eng_total = " + ".join(beh_names) or "0::float8"
+        magnitude = " + ".join(f"abs({x})" for x in fit_names + beh_names) or "0"
+        c = (
+            f"SELECT b.*, ({fit_total}) AS fit_t, ({eng_total}) AS eng_t, "
+            f"({fit_total}) + ({eng_total}) AS score_t, "
+            f"err_sums + ({magnitude}) * {len(fit_names) + len(beh_names) + 8} * {TWO_TO_MINUS_50} "
+            "+ 1e-250 AS err"
+            + "".join(
+                # (Sizes of 10^7 or more go to Python anyway; the limit keeps the key below from overflowing.)
+                f", CASE WHEN c{j} <> 0 AND abs(c{j}) < {SAFE_LIMIT} "
+                f"THEN nullif(round(round(c{j}::numeric, 6), 2), 0) END AS r{j}"
+                for j in range(len(behavior))
+            )
+            + f" FROM ({b}) b OFFSET 0"
+        )
 
     # d: rounded scores, the breakdown, and whether SQL's answer is guaranteed to be the engine's.
     def safe(x: str) -> str:
@@ -470,8 +482,13 @@ def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _
 
     # Rules without decay contribute the engine's very floats, so only totals and decayed rules
     # can round differently.
-    checks = [safe("fit_t"), safe("eng_t"), safe("score_t")]
-    checks += [safe(f"c{j}") if j in decayed else f"abs(c{j}) < {SAFE_LIMIT}" for j in range(len(behavior))]
+    if refit:  # engagement is the stored, checked total: only what fit changes can round otherwise
+        checks = [safe("fit_t"), safe("score_t")]
+        stale = "old_total IS NULL OR old_basis IS DISTINCT FROM %(basis)s::bigint OR NOT is_list OR "
+    else:
+        checks = [safe("fit_t"), safe("eng_t"), safe("score_t")]
+        checks += [safe(f"c{j}") if j in decayed else f"abs(c{j}) < {SAFE_LIMIT}" for j in range(len(behavior))]
+        stale = ""
     c2 = (
         "SELECT c.*"
         + "".join(f", (abs(r{j}) * 100)::bigint AS h{j}, r{j}::text AS t{j}" for j in range(len(behavior)))
@@ -479,8 +496,9 @@ def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _
     )
     d = (
         f"SELECT {kept}, {rounded('score_t')} AS new_score, {rounded('fit_t')} AS new_fit, "
-        f"{rounded('eng_t')} AS new_eng, {_breakdown_sql(spec, behavior, q)} AS new_breakdown, "
-        f"(lead_unknown OR property_unknown OR NOT ({' AND '.join(checks)})) AS python "
+        f"{'old_eng' if refit else rounded('eng_t')} AS new_eng, eng_t, err, "
+        f"{_breakdown_sql(spec, behavior, q)} AS new_breakdown, "
+        f"({stale}lead_unknown OR property_unknown OR NOT ({' AND '.join(checks)})) AS python "
         f"FROM ({c2}) c OFFSET 0"
     )
     threshold = q(float(spec.mql_threshold), "float8")
@@ -491,7 +509,32 @@ def _build(spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _
         "OR old_breakdown IS DISTINCT FROM new_breakdown) AS differs, "
         f"(new_score >= {threshold}{min_fit}) AS qualifies FROM ({d}) d)"
     )
-    return f"{beh},\n{res}"
+    return res if refit else f"{beh},\n{res}"
+
+
+def _refit_levels(behavior, cols: list[str], kept: str, a: str, fit_names, fit_total: str, q: _Params):
+    """Levels b and c of `_build` for a refit: fit contributions as usual; each behaviour rule's
+    breakdown points (r{j}) read back from the stored breakdown, the engagement total and its bound
+    from the stored columns. The bound E: the stored one, plus a rounding per fit term and total."""
+    pivot = ", ".join(
+        f"max(CASE WHEN e->>'rule_id' = {q(str(rule.id), 'text')} "
+        f"THEN round((e->>'points')::numeric, 2) END) AS r{j}"
+        for j, rule in enumerate(behavior)
+    ) or "NULL AS no_rules"
+    b = (
+        f"SELECT {', '.join('a.' + c for c in kept.split(', '))}, a.lead_unknown, false AS property_unknown, "
+        "a.old_total, a.old_error, jsonb_typeof(a.old_breakdown) = 'array' AS is_list, "
+        f"{', '.join(cols) or '0 AS nothing'}, p.* FROM ({a}) a LEFT JOIN LATERAL (SELECT {pivot} "
+        "FROM jsonb_array_elements(CASE WHEN jsonb_typeof(a.old_breakdown) = 'array' "
+        "THEN a.old_breakdown ELSE '[]'::jsonb END) e WHERE e->>'type' = 'behavior') p ON true OFFSET 0"
+    )
+    magnitude = " + ".join(f"abs({x})" for x in fit_names) or "0"
+    c = (
+        f"SELECT b.*, ({fit_total}) AS fit_t, old_total AS eng_t, ({fit_total}) + old_total AS score_t, "
+        f"old_error + ({magnitude} + abs(old_total)) * {len(fit_names) + 8} * {TWO_TO_MINUS_50} "
+        f"+ 1e-250 AS err FROM ({b}) b OFFSET 0"
+    )
+    return b, c
 
 
 def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params) -> str:
@@ -591,6 +634,16 @@ def compute(
         return {row[0]: Scored(row[1], row[2], row[3], _json(row[4]), row[5]) for row in cursor.fetchall()}
 
 
+# What a writing statement returns: (written, changed, ids left to Python, qualifying leads).
+_OUTCOME = (
+    "SELECT (SELECT count(*) FROM upd), "
+    "(SELECT count(*) FROM res WHERE differs AND NOT python), "
+    "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM res WHERE python), "
+    "(SELECT coalesce(jsonb_agg(jsonb_build_array(id, new_score, new_breakdown) ORDER BY id), '[]') "
+    "FROM res WHERE NOT python AND qualifies AND stage IN ('lead', 'recycled'))"
+)
+
+
 @dataclass
 class Outcome:
     changed: int  # leads written because their score or breakdown changed
@@ -605,11 +658,13 @@ def rescore(
     now: datetime,
     *,
     scored_at: datetime,
+    basis: int,
     must_write: Iterable[int] = (),
 ) -> Outcome:
     """Score the leads `lead_ids` (locked by the caller) at `now` and, in the same statement, write
-    with `scored_at` those whose score or breakdown changed, those in `must_write` and those never
-    scored. Leads left to Python are neither written nor returned as qualifying.
+    with `scored_at` those whose score or breakdown changed, those in `must_write`, those never
+    scored and those whose stored engagement total is not under these behaviour rules (`basis`,
+    engine.behavior_basis). Leads left to Python are neither written nor returned as qualifying.
 
     `qualifying`: the leads in stage lead or recycled whose new score qualifies (the recycled-lead
     rule is the caller's)."""
@@ -623,19 +678,50 @@ def rescore(
     _params(q, lead_ids, min(lead_ids), max(lead_ids))
     q["must_write"] = sorted(must_write)
     q["scored_at"] = scored_at
+    q["basis"] = basis
     sql = (
         f"WITH {ctes},\n"
         f"upd AS (UPDATE {Lead._meta.db_table} l SET score = res.new_score, fit_score = res.new_fit, "
         "engagement_score = res.new_eng, score_breakdown = res.new_breakdown, "
+        "engagement_total = res.eng_t, engagement_error = res.err, engagement_basis = %(basis)s::bigint, "
         "scored_at = %(scored_at)s::timestamptz FROM res WHERE l.id = res.id "
         "AND l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint AND NOT res.python "
-        "AND (res.differs OR res.scored_at IS NULL OR res.id = ANY(%(must_write)s::bigint[])) "
+        "AND (res.differs OR res.scored_at IS NULL OR res.id = ANY(%(must_write)s::bigint[]) "
+        "OR res.old_basis IS DISTINCT FROM %(basis)s::bigint) "
         "RETURNING l.id)\n"
-        "SELECT (SELECT count(*) FROM upd), "
-        "(SELECT count(*) FROM res WHERE differs AND NOT python), "
-        "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM res WHERE python), "
-        "(SELECT coalesce(jsonb_agg(jsonb_build_array(id, new_score, new_breakdown) ORDER BY id), '[]') "
-        "FROM res WHERE NOT python AND qualifies AND stage IN ('lead', 'recycled'))"
+        + _OUTCOME
+    )
+    with connection.cursor() as cursor:
+        _settings(cursor)
+        cursor.execute(sql, q)
+        _written, changed, python, qualifying = cursor.fetchone()
+    return Outcome(changed, list(python), [tuple(x) for x in _json(qualifying)])
+
+
+def refit(spec: engine.ModelSpec, kind_ids: dict[str, int], lead_ids: list[int], *, basis: int) -> Outcome:
+    """After an edit of fit rules alone: score the leads `lead_ids` (locked by the caller) with the
+    new fit rules and the engagement they were last scored with, reading no interaction, and write
+    those whose score or breakdown changed. `scored_at` and the engagement columns stay: the score
+    is still the one of the data read then, under the edited model.
+
+    `python`: leads this cannot do (engagement stored under other behaviour rules than `basis`, or
+    too close to a rounding boundary): rescore them in full."""
+    reason = unsupported(spec)
+    if reason:
+        raise Unsupported(reason)
+    if not lead_ids:
+        return Outcome(0, [], [])
+    q = _Params()
+    res = _build(spec, kind_ids, datetime.now(UTC), q, refit=True)
+    _params(q, lead_ids, min(lead_ids), max(lead_ids))
+    q["basis"] = basis
+    sql = (
+        f"WITH {res},\n"
+        f"upd AS (UPDATE {Lead._meta.db_table} l SET score = res.new_score, fit_score = res.new_fit, "
+        "score_breakdown = res.new_breakdown FROM res WHERE l.id = res.id "
+        "AND l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint AND NOT res.python AND res.differs "
+        "RETURNING l.id)\n"
+        + _OUTCOME
     )
     with connection.cursor() as cursor:
         _settings(cursor)

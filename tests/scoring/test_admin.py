@@ -315,6 +315,31 @@ def test_deleting_a_rule_of_the_active_model_rescores(client_for, marketer):
     assert RescoreRun.objects.get().model == model
 
 
+def test_an_edit_rescores_only_what_it_changed(client_for, marketer):
+    """The admin tells the run what the edit changed: fit rules → a refit, the threshold alone →
+    promotions only, a behaviour rule → every lead in full; and says so to the marketer."""
+    model = build_example_model(status=ScoringModel.Status.ACTIVE, version=2)
+    client = client_for(marketer)
+
+    def save(rows, **fields):
+        response = client.post(url("change", model.pk), form_data(model, name=model.name, **rows, **fields), follow=True)
+        return RescoreRun.objects.order_by("-pk").first(), text(response)
+
+    rows = rows_of(model)
+    rows["fit"][1]["points"] = "16"
+    run, page = save(rows)
+    assert run.scope == "fit" and "the fit of every lead is being rescored" in page
+
+    run, page = save(rows_of(model), threshold="55")
+    assert run.scope == "threshold" and "leads that now reach the threshold" in page
+
+    rows = rows_of(model)
+    rows["behavior"][0]["points"] = "11"
+    run, page = save(rows, threshold="55")
+    assert run.scope == "all" and "every lead is being rescored" in page
+    assert ScoringModel.objects.get(pk=model.pk).version == 5
+
+
 def test_renaming_the_active_model_does_not_rescore(client_for, marketer):
     model = ScoringModelFactory(name="Live", status=ScoringModel.Status.ACTIVE, version=2)
 

@@ -4,6 +4,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -169,6 +170,57 @@ def test_editing_the_active_model_bumps_its_version_and_rescores(model, django_c
     lead.refresh_from_db()
     assert run is not None and lead.score == 5
     assert ScoringModel.objects.get(pk=model.pk).version == 1
+
+
+def test_a_fit_edit_rescores_fit_from_the_stored_engagement(model, django_capture_on_commit_callbacks):
+    """Only fit rules changed: every lead gets the new fit; its engagement stays as last scored
+    (scored_at kept), and a lead the new fit lifts over the threshold becomes an MQL."""
+    vp, analyst = LeadFactory(job_title="VP Sales"), LeadFactory(job_title="Analyst")
+    for lead in (vp, analyst):
+        interact(lead, "demo_request")
+    services.leads_rescore(lead_ids=[vp.pk, analyst.pk])
+    Lead.objects.filter(pk=vp.pk).update(stage="recycled")  # so the edit cannot promote it
+    before = dict(Lead.objects.values_list("pk", "scored_at"))
+    previous = model.to_spec()
+    model.fit_rules.update(points=25)
+    model.fit_rules.create(label="Analyst", field="job_title", operator="contains", value="analyst", points=30)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.model_rules_changed(model=model, previous=previous)
+
+    run.refresh_from_db()
+    got = {lead.pk: lead for lead in Lead.objects.all()}
+    assert (run.scope, run.status, run.total, run.changed, run.promoted) == ("fit", "done", 2, 2, 1)
+    assert (got[vp.pk].score, got[vp.pk].fit_score, got[vp.pk].engagement_score) == (65, 25, 40)
+    assert (got[analyst.pk].score, got[analyst.pk].stage) == (70, "mql")
+    assert [r["label"] for r in got[analyst.pk].score_breakdown] == ["Demo request", "Analyst"]
+    if connection.vendor == "postgresql":  # SQLite rescores in full, which gives the same scores here
+        assert got[vp.pk].scored_at == before[vp.pk]
+
+
+def test_a_threshold_edit_promotes_without_rescoring(model, sdr, django_capture_on_commit_callbacks):
+    lead = LeadFactory(job_title="VP Sales")
+    interact(lead, "pricing_page_view")
+    services.leads_rescore(lead_ids=[lead.pk])  # 30: under the threshold of 60
+    scored_at = Lead.objects.get(pk=lead.pk).scored_at
+    previous = model.to_spec()
+    ScoringModel.objects.filter(pk=model.pk).update(mql_threshold=30)
+    model.refresh_from_db()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.model_rules_changed(model=model, previous=previous)
+
+    run.refresh_from_db()
+    lead.refresh_from_db()
+    assert (run.scope, run.status, run.total, run.promoted) == ("threshold", "done", 1, 1)
+    assert (lead.stage, lead.score, lead.scored_at) == ("mql", 30, scored_at)
+    assert Transition.objects.get(lead=lead).to_stage == "mql"
+
+
+def test_an_edit_without_previous_definition_rescores_everything(model, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.model_rules_changed(model=model)
+    assert run.scope == "all"
 
 
 def test_editing_a_draft_starts_no_rescore():

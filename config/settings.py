@@ -246,6 +246,10 @@ ACCORD_SWEEP_SECONDS = _read("ACCORD_SWEEP_SECONDS", env.int, default=30)
 ACCORD_RESCORE_DELAY_SECONDS = _read("ACCORD_RESCORE_DELAY_SECONDS", env.float, default=0.0)
 # How often engagement decay is applied to every lead with time-dependent rules.
 ACCORD_DECAY_MINUTES = _read("ACCORD_DECAY_MINUTES", env.int, default=60)
+# Threads (each with its own database connection) that a bulk rescore run uses on PostgreSQL.
+ACCORD_RESCORE_THREADS = _read("ACCORD_RESCORE_THREADS", env.int, default=2)
+if ACCORD_RESCORE_THREADS < 1:
+    raise ImproperlyConfigured('Environment variable "ACCORD_RESCORE_THREADS" invalid: use 1 or more.')
 
 # Fail fast when the broker is down: the request still succeeds and the sweep catches up.
 CELERY_TASK_PUBLISH_RETRY = False

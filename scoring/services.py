@@ -15,8 +15,10 @@ Concurrency rules (PostgreSQL; SQLite serialises writers anyway):
 """
 
 import logging
+import threading
 import time
 from collections.abc import Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -81,16 +83,20 @@ class _Compiled:
 
 
 _compiled_cache: dict[tuple, _Compiled] = {}
+_compiled_lock = threading.Lock()
 
 
 def _compile(model: ScoringModel) -> _Compiled:
     """The engine's view of `model`, cached per (model, version, last change): a worker rescoring
     many small batches compiles the active model once, not three queries per task."""
     key = (model.pk, model.version, model.updated_at)
-    if key not in _compiled_cache:
-        _compiled_cache.clear()
-        _compiled_cache[key] = _compile_now(model)
-    return _compiled_cache[key]
+    compiled = _compiled_cache.get(key)
+    if compiled is None:
+        compiled = _compile_now(model)
+        with _compiled_lock:  # a bulk run's threads share it
+            _compiled_cache.clear()
+            _compiled_cache[key] = compiled
+    return compiled
 
 
 def _compile_now(model: ScoringModel) -> _Compiled:
@@ -406,6 +412,10 @@ def rescore_run_execute(*, run_id: int) -> RescoreRun:
     """Rescore the leads with the run's model, a chunk per transaction, recording progress: every
     lead in full, or what the run's scope needs (scoring/edit_scope.py).
 
+    On PostgreSQL, ACCORD_RESCORE_THREADS threads take chunks in turn, each on its own database
+    connection, so the run uses that many cores of the database, while it holds one worker slot.
+    (Inside a caller's transaction, as in tests, one thread: other connections could not see it.)
+
     Idempotent: a redelivered run starts over (scores are a pure function of the data), and a run
     whose model is no longer active stops, since a newer run will cover every lead."""
     run = RescoreRun.objects.get(pk=run_id)
@@ -418,24 +428,73 @@ def rescore_run_execute(*, run_id: int) -> RescoreRun:
         total=candidates.count(),
     )
     set_wise = connection.vendor == "postgresql"
+    chunks = _Chunks(candidates, BULK_CHUNK if set_wise else CHUNK)
+    work = partial(_run_chunks, run, chunks, now, set_wise)
+    threads = settings.ACCORD_RESCORE_THREADS if set_wise and not connection.in_atomic_block else 1
+    try:
+        if threads == 1:
+            work()
+        else:
+            with ThreadPoolExecutor(threads, thread_name_prefix=f"rescore-run-{run.pk}") as pool:
+                for future in [pool.submit(_in_own_connection, work) for _ in range(threads)]:
+                    future.result()
+        RescoreRun.objects.filter(pk=run.pk).update(status=RescoreRun.Status.DONE, finished_at=timezone.now())
+    except Exception as exc:
+        RescoreRun.objects.filter(pk=run.pk).update(
+            status=RescoreRun.Status.FAILED, finished_at=timezone.now(), error=repr(exc)[:2000]
+        )
+        raise
+    run.refresh_from_db()
+    return run
+
+
+class _Chunks:
+    """The run's leads, a chunk of ids at a time, to any number of threads. Stops them all when one
+    finds the model replaced or fails."""
+
+    def __init__(self, candidates, size: int):
+        self.candidates, self.size, self.last_id, self.stopped = candidates, size, 0, False
+        self.lock = threading.Lock()
+
+    def next(self) -> list[int]:
+        with self.lock:
+            if self.stopped:
+                return []
+            ids = list(
+                self.candidates.filter(pk__gt=self.last_id).order_by("pk").values_list("pk", flat=True)[: self.size]
+            )
+            if ids:
+                self.last_id = ids[-1]
+            return ids
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def _in_own_connection(work) -> None:
+    try:
+        work()
+    finally:
+        connection.close()  # this thread's own connection
+
+
+def _run_chunks(run: RescoreRun, chunks: _Chunks, now: datetime, set_wise: bool) -> None:
+    """Take chunks until none is left: rescore each in one transaction, record the progress."""
     chunk_step = bulk.refit_chunk if run.scope == edit_scope.FIT else bulk.rescore_chunk
     try:
-        last_id = 0
         while True:
             model = ScoringModel.objects.get(pk=run.model_id)
             if model.status != ScoringModel.Status.ACTIVE:
-                break
+                chunks.stop()
+                return
             compiled = _compile(model)
+            ids = chunks.next()
+            if not ids:
+                return
             with transaction.atomic():
-                ids = list(
-                    candidates.filter(pk__gt=last_id).order_by("pk")
-                    .values_list("pk", flat=True)[: BULK_CHUNK if set_wise else CHUNK]
-                )
-                if not ids:
-                    break
                 if run.scope == edit_scope.THRESHOLD:
                     # No score changes: promote the leads the new threshold lets through.
-                    qualifying = candidates.filter(pk__in=ids).values_list("pk", "score", "score_breakdown")
+                    qualifying = chunks.candidates.filter(pk__in=ids).values_list("pk", "score", "score_breakdown")
                     promoted = _promote_many(compiled, list(qualifying), now)
                     skipped, step = [], RescoreOutcome(scored=len(ids), promoted=promoted)
                 elif set_wise:
@@ -446,24 +505,19 @@ def rescore_run_execute(*, run_id: int) -> RescoreRun:
                 else:
                     leads = _locked(ids, skip_locked=False)
                     read_at = timezone.now()
-                    skipped, step = [], _apply(compiled, leads, now, read_at=read_at, pending=rescore_requests.take(ids))
+                    pending = rescore_requests.take(ids)
+                    skipped, step = [], _apply(compiled, leads, now, read_at=read_at, pending=pending)
             if skipped:
                 # A single-lead rescore held them, maybe under the previous model: go again.
                 leads_request_rescore(lead_ids=skipped)
-            last_id = ids[-1]
             RescoreRun.objects.filter(pk=run.pk).update(
                 heartbeat_at=timezone.now(),
                 done=F("done") + len(ids), changed=F("changed") + step.changed,
                 promoted=F("promoted") + step.promoted,
             )
-        RescoreRun.objects.filter(pk=run.pk).update(status=RescoreRun.Status.DONE, finished_at=timezone.now())
-    except Exception as exc:
-        RescoreRun.objects.filter(pk=run.pk).update(
-            status=RescoreRun.Status.FAILED, finished_at=timezone.now(), error=repr(exc)[:2000]
-        )
+    except BaseException:
+        chunks.stop()
         raise
-    run.refresh_from_db()
-    return run
 
 
 def rescore_decay() -> RescoreRun | None:

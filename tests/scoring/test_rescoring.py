@@ -574,3 +574,39 @@ def test_two_drains_at_once_split_a_backlog_instead_of_doing_it_twice():
     assert len(claimed_elsewhere) == 4 and len(mine) == 6
     assert not set(mine) & set(claimed_elsewhere)
     assert sum(rescore_pending(lead) for lead in leads) == 10
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="runs use threads on PostgreSQL only")
+def test_a_run_on_several_threads_scores_every_lead_like_one_thread(model, settings, monkeypatch):
+    """ACCORD_RESCORE_THREADS threads share a run's chunks, each on its own connection: the same
+    scores and counts as one thread, and the chunks really are spread over the threads."""
+    import threading
+
+    from scoring import bulk
+
+    leads = [LeadFactory(job_title="VP Sales" if n % 2 else "Analyst") for n in range(23)]
+    for n, lead in enumerate(leads):
+        for d in range(n % 4):
+            interact(lead, "pricing_page_view", days_ago=d)
+        if n % 5 == 0:
+            interact(lead, "demo_request")
+    monkeypatch.setattr(services, "BULK_CHUNK", 4)
+    workers, step = set(), bulk.rescore_chunk
+
+    def rescore_chunk(*args, **kwargs):
+        workers.add(threading.current_thread().name)
+        return step(*args, **kwargs)
+
+    def run_with(threads):
+        settings.ACCORD_RESCORE_THREADS = threads
+        Lead.objects.update(score=0, fit_score=0, engagement_score=0, score_breakdown=[], scored_at=None)
+        run = services.rescore_run_execute(run_id=RescoreRun.objects.create(model=model, reason="test").pk)
+        scores = dict(Lead.objects.values_list("pk", "score"))
+        return (run.status, run.done, run.total), scores
+
+    one = run_with(1)
+    monkeypatch.setattr(bulk, "rescore_chunk", rescore_chunk)
+    three = run_with(3)
+    assert one == three and one[0] == ("done", 23, 23)
+    assert len(workers) > 1

@@ -5,6 +5,8 @@ Each transition is one atomic step: a conditional UPDATE that only matches the e
 same database transaction.
 """
 
+import heapq
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -67,19 +69,38 @@ def choose_assignee(*, strategy: str | None = None):
     turn order even when a bulk rescore promotes many leads with one timestamp).
     least_loaded: fewest open handoffs.
     """
+    return choose_assignees(1, strategy=strategy)[0]
+
+
+def choose_assignees(count: int, *, strategy: str | None = None) -> list:
+    """The SDRs who get the next `count` MQLs, in order (None each when there is no active SDR):
+    what `count` calls of `choose_assignee` would answer, each after the previous was assigned."""
     strategy = strategy or settings.ACCORD_ASSIGNMENT
+    if count <= 0:
+        return []
     sdrs = active_sdrs()
     if strategy == "least_loaded":
-        sdrs = sdrs.annotate(
-            load=Count("handoffs", filter=Q(handoffs__closed_at__isnull=True))
-        ).order_by("load", "id")
-    else:
-        # Never-assigned SDRs first, then the one whose last assignment is oldest. A subquery per
-        # SDR (newest of their handoffs, from the end of the primary key) rather than a MAX over
-        # every handoff: at 130k handoffs the aggregate made each promotion cost ~70 ms.
-        newest = Handoff.objects.filter(assignee=OuterRef("pk")).order_by("-id").values("id")[:1]
-        sdrs = sdrs.annotate(last=Subquery(newest)).order_by(F("last").asc(nulls_first=True), "id")
-    return sdrs.first()
+        loads = [
+            [sdr.load, sdr.pk, sdr]
+            for sdr in sdrs.annotate(load=Count("handoffs", filter=Q(handoffs__closed_at__isnull=True)))
+        ]
+        if not loads:
+            return [None] * count
+        heapq.heapify(loads)
+        chosen = []
+        for _ in range(count):
+            entry = heapq.heappop(loads)
+            chosen.append(entry[2])
+            heapq.heappush(loads, [entry[0] + 1, entry[1], entry[2]])
+        return chosen
+    # Never-assigned SDRs first, then the one whose last assignment is oldest. A subquery per SDR
+    # (newest of their handoffs, from the end of the primary key) rather than a MAX over every
+    # handoff: at 130k handoffs the aggregate made each promotion cost ~70 ms.
+    newest = Handoff.objects.filter(assignee=OuterRef("pk")).order_by("-id").values("id")[:1]
+    turn = list(sdrs.annotate(last=Subquery(newest)).order_by(F("last").asc(nulls_first=True), "id"))
+    if not turn:
+        return [None] * count
+    return [turn[n % len(turn)] for n in range(count)]
 
 
 def sla_due(start: datetime) -> datetime:
@@ -107,34 +128,55 @@ def lead_promote_to_mql(
     *, lead: Lead, score: int, breakdown, model_version: str, now: datetime | None = None
 ) -> Promotion:
     """System transition lead|recycled → mql: opens a handoff and assigns it to an SDR."""
-    now = now or timezone.now()
-    from_stage = lead.stage
-    if from_stage not in PROMOTABLE:
-        raise TransitionConflict(f"lead {lead.pk} is {from_stage}, not promotable to MQL")
-    assignee = choose_assignee()
-    moved = Lead.objects.filter(pk=lead.pk, stage=from_stage).update(
-        stage=Stage.MQL, stage_changed_at=now, owner=assignee
-    )
-    if not moved:
+    if lead.stage not in PROMOTABLE:
+        raise TransitionConflict(f"lead {lead.pk} is {lead.stage}, not promotable to MQL")
+    promoted = leads_promote_to_mql(promotions=[(lead, score, breakdown)], model_version=model_version, now=now)
+    if not promoted:
         raise TransitionConflict(f"lead {lead.pk} changed stage while it was being promoted")
-    handoff = Handoff.objects.create(
-        lead=lead,
-        stage=Stage.MQL,
-        created_at=now,
-        assignee=assignee,
-        sla_due_at=sla_due(now),
-        source=lead.source,
-        campaign_id=lead.campaign_id,
-        score_at_mql=score,
-        breakdown_at_mql=list(breakdown),
-        model_version=model_version,
+    return promoted[0]
+
+
+@transaction.atomic
+def leads_promote_to_mql(*, promotions, model_version: str, now: datetime | None = None) -> list[Promotion]:
+    """System transition lead|recycled → mql for many leads at once (a bulk rescore promotes
+    thousands): per lead the same move, handoff, contributions and audit row as one promotion, in a
+    constant number of statements. `promotions` are (lead, score, breakdown); leads no longer in a
+    promotable stage are left alone. Assignees follow the turn order one promotion at a time would."""
+    now = now or timezone.now()
+    wanted = {lead.pk: (lead, score, breakdown) for lead, score, breakdown in promotions}
+    # Locked, so the stage read here is the one the move starts from.
+    current = dict(Lead.objects.select_for_update(of=("self",)).filter(pk__in=wanted).values_list("pk", "stage"))
+    movable = [pk for pk in sorted(wanted) if current.get(pk) in PROMOTABLE]
+    assignees = choose_assignees(len(movable))
+    moves = defaultdict(list)
+    for pk, assignee in zip(movable, assignees, strict=True):
+        moves[(current[pk], assignee.pk if assignee else None)].append(pk)
+    for (from_stage, owner_id), ids in moves.items():
+        Lead.objects.filter(pk__in=ids, stage=from_stage).update(
+            stage=Stage.MQL, stage_changed_at=now, owner_id=owner_id
+        )
+    handoffs = Handoff.objects.bulk_create([
+        Handoff(
+            lead_id=pk, stage=Stage.MQL, created_at=now, assignee=assignee, sla_due_at=sla_due(now),
+            source=wanted[pk][0].source, campaign_id=wanted[pk][0].campaign_id, score_at_mql=wanted[pk][1],
+            breakdown_at_mql=list(wanted[pk][2]), model_version=model_version,
+        )
+        for pk, assignee in zip(movable, assignees, strict=True)
+    ])
+    HandoffContribution.objects.bulk_create(
+        [c for handoff in handoffs for c in _contributions(handoff, wanted[handoff.lead_id][2])]
     )
-    HandoffContribution.objects.bulk_create(_contributions(handoff, breakdown))
-    Transition.objects.create(
-        lead=lead, handoff=handoff, from_stage=from_stage, to_stage=Stage.MQL, actor=None, at=now, score=score
-    )
-    lead.stage, lead.stage_changed_at, lead.owner = Stage.MQL, now, assignee
-    return Promotion(lead_id=lead.pk, handoff_id=handoff.pk, assignee_id=assignee.pk if assignee else None)
+    Transition.objects.bulk_create([
+        Transition(
+            lead_id=handoff.lead_id, handoff=handoff, from_stage=current[handoff.lead_id], to_stage=Stage.MQL,
+            actor=None, at=now, score=handoff.score_at_mql,
+        )
+        for handoff in handoffs
+    ])
+    for handoff in handoffs:
+        lead = wanted[handoff.lead_id][0]
+        lead.stage, lead.stage_changed_at, lead.owner = Stage.MQL, now, handoff.assignee
+    return [Promotion(lead_id=h.lead_id, handoff_id=h.pk, assignee_id=h.assignee_id) for h in handoffs]
 
 
 # --- SDR and manager actions ----------------------------------------------------------------------

@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Case, F, JSONField, Value, When
 from django.utils import timezone
 
-from handoff.services import PROMOTABLE, TransitionConflict, lead_promote_to_mql
+from handoff.services import PROMOTABLE, TransitionConflict, lead_promote_to_mql, leads_promote_to_mql
 from leads.models import Interaction, InteractionKind, Lead
 
 from . import bulk, edit_scope, engine, rescore_requests
@@ -212,8 +212,8 @@ def _apply(
 def _promote_many(compiled: _Compiled, qualifying: list, now: datetime) -> int:
     """Promote leads (already locked, scores written) whose new score qualifies: `qualifying` is
     (lead id, score, breakdown) triples. The recycled-lead rule is checked for all of them in one
-    query; each promotion still goes through the state machine (one `lead_promote_to_mql` each)."""
-    promoted = 0
+    query, and the state machine promotes them together (`leads_promote_to_mql`: a handoff and an
+    audit row each, a constant number of statements)."""
     leads = Lead.objects.in_bulk([lead_id for lead_id, _, _ in qualifying])
     recycled = [lead.pk for lead in leads.values() if lead.stage == "recycled"]
     engaged = set(
@@ -222,21 +222,16 @@ def _promote_many(compiled: _Compiled, qualifying: list, now: datetime) -> int:
             interactions__occurred_at__gt=F("stage_changed_at"), interactions__occurred_at__lte=now,
         ).values_list("pk", flat=True).distinct()
     ) if recycled else set()
-    for lead_id, score, breakdown in qualifying:
-        lead = leads.get(lead_id)
-        if lead is None or lead.stage not in PROMOTABLE:
-            continue
-        if lead.stage == "recycled" and lead_id not in engaged:
-            continue  # a recycled lead needs positive engagement since its rejection
-        try:
-            lead_promote_to_mql(
-                lead=lead, score=score, breakdown=breakdown,
-                model_version=compiled.model.version_label, now=now,
-            )
-            promoted += 1
-        except TransitionConflict:
-            log.info("lead %s moved while being promoted; left as is", lead_id)
-    return promoted
+    promotions = [
+        (leads[lead_id], score, breakdown)
+        for lead_id, score, breakdown in qualifying
+        if lead_id in leads and leads[lead_id].stage in PROMOTABLE
+        # a recycled lead needs positive engagement since its rejection
+        and (leads[lead_id].stage != "recycled" or lead_id in engaged)
+    ]
+    if not promotions:
+        return 0
+    return len(leads_promote_to_mql(promotions=promotions, model_version=compiled.model.version_label, now=now))
 
 
 def _locked(lead_ids: Iterable[int], *, skip_locked: bool):

@@ -207,6 +207,37 @@ def test_least_loaded_gives_the_next_mql_to_the_sdr_with_fewest_open_handoffs(sd
     assert services.choose_assignee(strategy="least_loaded") == sdr
 
 
+def test_promoting_many_leads_at_once_is_promoting_them_one_by_one(sdr, sdr2, settings):
+    """A bulk rescore promotes its leads together: a handoff, contributions and an audit row each,
+    assignees in the round-robin turn, and leads that moved meanwhile left alone."""
+    settings.ACCORD_ASSIGNMENT = "round_robin"
+    HandoffFactory(assignee=sdr)  # sdr2 has waited longest
+    leads = [LeadFactory(stage="lead"), LeadFactory(stage="recycled"), LeadFactory(stage="lead")]
+    taken = LeadFactory(stage="lead")
+    Lead.objects.filter(pk=taken.pk).update(stage="sal")  # moved since the caller read it
+    breakdown = [{"rule_id": 1, "type": "fit", "label": "VP", "points": 60.0}]
+
+    promoted = services.leads_promote_to_mql(
+        promotions=[(lead, 60 + n, breakdown) for n, lead in enumerate([*leads, taken])], model_version="M v1"
+    )
+
+    assert [p.lead_id for p in promoted] == [lead.pk for lead in leads]
+    assert [p.assignee_id for p in promoted] == [sdr2.pk, sdr.pk, sdr2.pk]
+    assert [Lead.objects.get(pk=lead.pk).stage for lead in [*leads, taken]] == ["mql", "mql", "mql", "sal"]
+    assert [Lead.objects.get(pk=lead.pk).owner_id for lead in leads] == [sdr2.pk, sdr.pk, sdr2.pk]
+    assert list(Transition.objects.filter(lead__in=leads).order_by("lead_id").values_list("from_stage", "score")) == [
+        ("lead", 60), ("recycled", 61), ("lead", 62)
+    ]
+    assert HandoffContribution.objects.filter(handoff__lead__in=leads, label="VP").count() == 3
+    assert services.choose_assignee() == sdr  # the turn goes on from there
+
+
+def test_least_loaded_spreads_a_batch_over_the_least_loaded(sdr, sdr2):
+    HandoffFactory(assignee=sdr2)
+    HandoffFactory(assignee=sdr2)
+    assert services.choose_assignees(4, strategy="least_loaded") == [sdr, sdr, sdr, sdr2]
+
+
 def test_inactive_sdrs_get_no_mqls(sdr):
     sdr.is_active = False
     sdr.save()

@@ -110,19 +110,25 @@ def rescore_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int
     if sqlscore.unsupported(compiled.spec):
         return _rescore_chunk_with_engine(compiled, ids, now, promote)
     locked, skipped = _lock_chunk(ids)
-    changed, qualifying = _rescore_locked(compiled, locked, now)
+    changed, qualifying = _rescore_locked(compiled, locked, now, whole_range=not skipped)
     promoted = promote(sorted(qualifying)) if qualifying else 0
     return changed, promoted, skipped
 
 
-def refit_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int, int, list[int]]:
+def refit_chunk(
+    compiled, ids: list[int], now: datetime, promote, *, changed_fit_rules=None
+) -> tuple[int, int, list[int]]:
     """`rescore_chunk` after an edit of fit rules alone: new fit, stored engagement, no interaction
-    read (sqlscore.refit). Leads whose stored engagement cannot be used are rescored in full."""
+    read (sqlscore.refit), only for the leads one of `changed_fit_rules` (old and new versions)
+    matches when given. Leads whose stored engagement cannot be used are rescored in full."""
     if sqlscore.unsupported(compiled.spec):
         return _rescore_chunk_with_engine(compiled, ids, now, promote)
     locked, skipped = _lock_chunk(ids)
     kind_ids = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
-    outcome = sqlscore.refit(compiled.spec, kind_ids, locked, basis=compiled.basis)
+    outcome = sqlscore.refit(
+        compiled.spec, kind_ids, locked, basis=compiled.basis, whole_range=not skipped,
+        changed_fit_rules=changed_fit_rules,
+    )
     changed, qualifying = outcome.changed, list(outcome.qualifying)
     if outcome.python:
         more, also = _rescore_locked(compiled, outcome.python, now)
@@ -143,9 +149,9 @@ def _lock_chunk(ids: list[int]) -> tuple[list[int], list[int]]:
     return locked, [i for i in ids if i not in held]
 
 
-def _rescore_locked(compiled, locked: list[int], now: datetime) -> tuple[int, list]:
+def _rescore_locked(compiled, locked: list[int], now: datetime, *, whole_range: bool = False) -> tuple[int, list]:
     """Score these locked leads in full (sqlscore, the engine for what it leaves) and write them:
-    (changed, qualifying)."""
+    (changed, qualifying). whole_range: they are every lead from the first to the last."""
     if not locked:
         return 0, []
     # Locked, so no other rescore writes them now; the requests taken here are covered by the data
@@ -154,7 +160,8 @@ def _rescore_locked(compiled, locked: list[int], now: datetime) -> tuple[int, li
     requested = rescore_requests.take(locked)
     kind_ids = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
     outcome = sqlscore.rescore(
-        compiled.spec, kind_ids, locked, now, scored_at=read_at, basis=compiled.basis, must_write=requested
+        compiled.spec, kind_ids, locked, now, scored_at=read_at, basis=compiled.basis, must_write=requested,
+        whole_range=whole_range,
     )
     changed, qualifying = outcome.changed, list(outcome.qualifying)
     if outcome.python:

@@ -34,6 +34,13 @@ def edit_scope(before: ModelSpec | None, after: ModelSpec) -> str:
     return NOTHING
 
 
+def changed_fit_rules(before: ModelSpec, after: ModelSpec) -> list[dict]:
+    """The fit rules an edit changed, as they were and as they are (added and removed ones too):
+    a lead none of them matches keeps its fit, so its score cannot change."""
+    old, new = _fit_rules(before), _fit_rules(after)
+    return [rule for rule in old if rule not in new] + [rule for rule in new if rule not in old]
+
+
 def _fit_rules(spec: ModelSpec) -> list:
     # Their order in the model does not matter to a score (the breakdown sorts by points).
     return sorted((asdict(rule) for rule in spec.fit_rules), key=repr)

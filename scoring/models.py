@@ -189,6 +189,9 @@ class RescoreRun(models.Model):
     reason = models.CharField(max_length=100)
     # What the change that started the run needs rescored (scoring/edit_scope.py).
     scope = models.CharField(max_length=10, choices=edit_scope.CHOICES, default=edit_scope.FULL)
+    # For a fit-only edit: the fit rules it changed, as they were and as they are (engine specs as
+    # dicts). Only leads that one of them matches can change score.
+    changed_fit_rules = models.JSONField(null=True, blank=True, editable=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)

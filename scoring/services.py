@@ -394,9 +394,13 @@ def _restart_stalled_runs(*, now: datetime, cutoff: datetime) -> None:
         enqueue_rescore_run(run_id)
 
 
-def rescore_run_start(*, model: ScoringModel, reason: str, scope: str = edit_scope.FULL) -> RescoreRun:
+def rescore_run_start(
+    *, model: ScoringModel, reason: str, scope: str = edit_scope.FULL, changed_fit_rules: list | None = None
+) -> RescoreRun:
     """Create a bulk run (of every lead, or what `scope` needs) and start it after commit."""
-    run = RescoreRun.objects.create(model=model, reason=reason, scope=scope, total=Lead.objects.count())
+    run = RescoreRun.objects.create(
+        model=model, reason=reason, scope=scope, changed_fit_rules=changed_fit_rules, total=Lead.objects.count()
+    )
     from .tasks import enqueue_rescore_run
 
     transaction.on_commit(partial(enqueue_rescore_run, run.pk))
@@ -475,7 +479,11 @@ def _in_own_connection(work) -> None:
 
 def _run_chunks(run: RescoreRun, chunks: _Chunks, now: datetime, set_wise: bool) -> None:
     """Take chunks until none is left: rescore each in one transaction, record the progress."""
-    chunk_step = bulk.refit_chunk if run.scope == edit_scope.FIT else bulk.rescore_chunk
+    if run.scope == edit_scope.FIT:
+        changed = None if run.changed_fit_rules is None else [engine.FitRuleSpec(**r) for r in run.changed_fit_rules]
+        chunk_step = partial(bulk.refit_chunk, changed_fit_rules=changed)
+    else:
+        chunk_step = bulk.rescore_chunk
     try:
         while True:
             model = ScoringModel.objects.get(pk=run.model_id)
@@ -554,9 +562,13 @@ def model_rules_changed(*, model: ScoringModel, previous: engine.ModelSpec | Non
         return None
     ScoringModel.objects.filter(pk=model.pk).update(version=F("version") + 1)
     model.refresh_from_db()
-    scope = edit_scope.edit_scope(previous, model.to_spec())
+    spec = model.to_spec()
+    scope = edit_scope.edit_scope(previous, spec)
+    changed = edit_scope.changed_fit_rules(previous, spec) if scope == edit_scope.FIT else None
     label = dict(edit_scope.CHOICES)[scope]
-    return rescore_run_start(model=model, reason=f"edited {model.version_label} ({label})", scope=scope)
+    return rescore_run_start(
+        model=model, reason=f"edited {model.version_label} ({label})", scope=scope, changed_fit_rules=changed
+    )
 
 
 def _run_candidates(run: RescoreRun):

@@ -401,6 +401,13 @@ def _build(
         field_cols.append(f"{value_sql} AS f_{name}")
         if any(r.field == name and r.operator not in rules.PRESENCE_OPERATORS for r in tested):
             sigma_flags.append(sigma)
+    in_chunk = "l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint " + (
+        "" if whole_range else "AND l.id = ANY(%(ids)s::bigint[]) "
+    )
+    threshold = q(float(spec.mql_threshold), "float8")
+    source = f"{lead_table} l"
+    if refit and only_for is not None:
+        source = f"({_changed_leads(spec, only_for, in_chunk, lead_table, threshold, q)}) l"
     kept = "id, stage, stage_changed_at, scored_at, old_score, old_fit, old_eng, old_breakdown, old_basis"
     a = (
         "SELECT l.id, l.stage, l.stage_changed_at, l.scored_at, l.score AS old_score, "
@@ -409,19 +416,8 @@ def _build(
         f"({' OR '.join(sigma_flags) or 'false'}) AS lead_unknown"
         + "".join(", " + c for c in field_cols)
         # The range lets PostgreSQL read just the chunk's part of the primary key, not the table.
-        + f" FROM {lead_table} l WHERE l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint "
-        + ("" if whole_range else "AND l.id = ANY(%(ids)s::bigint[]) ")
-        + "OFFSET 0"
+        + f" FROM {source} WHERE {in_chunk}OFFSET 0"
     )
-    threshold = q(float(spec.mql_threshold), "float8")
-    if refit and only_for is not None:
-        # Python's answer for a lead with "Σ" in a tested field is not SQL's: keep those in.
-        matched = [f"coalesce({_fit_condition(rule, q, 'a')}, false)" for rule in only_for]
-        min_fit = "" if spec.mql_min_fit is None else f" AND a.old_fit >= {q(float(spec.mql_min_fit), 'float8')}"
-        a = (
-            f"SELECT * FROM ({a}) a WHERE a.lead_unknown OR {' OR '.join(matched) or 'false'} "
-            f"OR (a.stage IN ('lead', 'recycled') AND a.old_score >= {threshold}{min_fit}) OFFSET 0"
-        )
 
     # b: each rule's contribution as the engine has it before rounding (fit: points or 0;
     # behaviour: the capped sum), and the part of the error bound E that comes from the sums.
@@ -551,6 +547,27 @@ def _refit_levels(behavior, cols: list[str], kept: str, a: str, fit_names, fit_t
         f"+ 1e-250 AS err FROM ({b}) b OFFSET 0"
     )
     return b, c
+
+
+def _changed_leads(spec, only_for, in_chunk: str, lead_table: str, threshold: str, q: _Params) -> str:
+    """The chunk's leads a refit must look at: those one of the changed fit rules (old or new
+    version) matches, and those already qualifying in a promotable stage; the others keep their
+    score. Only the changed rules' fields are normalised for this test. Leads with "Σ" in one of
+    them stay in (Python lower-cases it by context; the refit hands them to the engine)."""
+    fields = sorted({rule.field for rule in only_for})
+    cols, sigmas = [], []
+    for name in fields:
+        value_sql, sigma = _lead_field(name, q)
+        cols.append(f"{value_sql} AS f_{name}")
+        if any(r.field == name and r.operator not in rules.PRESENCE_OPERATORS for r in only_for):
+            sigmas.append(sigma)
+    matched = [f"coalesce({_fit_condition(rule, q, 'f')}, false)" for rule in only_for]
+    min_fit = "" if spec.mql_min_fit is None else f" AND l.fit_score >= {q(float(spec.mql_min_fit), 'float8')}"
+    return (
+        f"SELECT l.* FROM {lead_table} l CROSS JOIN LATERAL (SELECT {', '.join(cols) or '1 AS nothing'}) f "
+        f"WHERE {in_chunk}AND ({' OR '.join([*sigmas, *matched]) or 'false'} "
+        f"OR (l.stage IN ('lead', 'recycled') AND l.score >= {threshold}{min_fit})) OFFSET 0"
+    )
 
 
 def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params) -> str:

@@ -576,7 +576,7 @@ def test_two_drains_at_once_split_a_backlog_instead_of_doing_it_twice():
     assert sum(rescore_pending(lead) for lead in leads) == 10
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="runs use threads on PostgreSQL only")
 def test_a_run_on_several_threads_scores_every_lead_like_one_thread(model, settings, monkeypatch):
     """ACCORD_RESCORE_THREADS threads share a run's chunks, each on its own connection: the same

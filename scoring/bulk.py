@@ -127,7 +127,7 @@ def refit_chunk(
     kind_ids = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
     outcome = sqlscore.refit(
         compiled.spec, kind_ids, locked, basis=compiled.basis, whole_range=not skipped,
-        changed_fit_rules=changed_fit_rules,
+        changed_fit_rules=changed_fit_rules, positive_kinds=_positive_kind_ids(compiled),
     )
     changed, qualifying = outcome.changed, list(outcome.qualifying)
     if outcome.python:
@@ -136,6 +136,11 @@ def refit_chunk(
         qualifying += also
     promoted = promote(sorted(qualifying)) if qualifying else 0
     return changed, promoted, skipped
+
+
+def _positive_kind_ids(compiled) -> list[int]:
+    """Kinds whose interactions bring a recycled lead back (a behaviour rule with positive points)."""
+    return [kind_id for kind_id, slug in compiled.kind_slugs.items() if slug in compiled.positive_kinds]
 
 
 def _lock_chunk(ids: list[int]) -> tuple[list[int], list[int]]:
@@ -161,7 +166,7 @@ def _rescore_locked(compiled, locked: list[int], now: datetime, *, whole_range: 
     kind_ids = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
     outcome = sqlscore.rescore(
         compiled.spec, kind_ids, locked, now, scored_at=read_at, basis=compiled.basis, must_write=requested,
-        whole_range=whole_range,
+        whole_range=whole_range, positive_kinds=_positive_kind_ids(compiled),
     )
     changed, qualifying = outcome.changed, list(outcome.qualifying)
     if outcome.python:

@@ -667,13 +667,19 @@ def compute(
         return {row[0]: Scored(row[1], row[2], row[3], _json(row[4]), row[5]) for row in cursor.fetchall()}
 
 
-# What a writing statement returns: (written, changed, ids left to Python, qualifying leads).
+# What a writing statement returns: (written, changed, ids left to Python, qualifying leads). A
+# recycled lead qualifies only with positive engagement since its rejection (an interaction of a
+# kind in %(positive)s): checked here, so thousands of recycled leads sitting above the threshold
+# are not handed back for promotion by every chunk of every run.
 _OUTCOME = (
     "SELECT (SELECT count(*) FROM upd), "
     "(SELECT count(*) FROM res WHERE differs AND NOT python), "
     "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM res WHERE python), "
     "(SELECT coalesce(jsonb_agg(jsonb_build_array(id, new_score, new_breakdown) ORDER BY id), '[]') "
-    "FROM res WHERE NOT python AND qualifies AND stage IN ('lead', 'recycled'))"
+    "FROM res WHERE NOT python AND qualifies AND (stage = 'lead' OR stage = 'recycled' AND EXISTS ("
+    f"SELECT 1 FROM {Interaction._meta.db_table} i WHERE i.lead_id = res.id "
+    "AND i.kind_id = ANY(%(positive)s::bigint[]) AND i.occurred_at > res.stage_changed_at "
+    "AND i.occurred_at <= %(now)s::timestamptz)))"
 )
 
 
@@ -692,6 +698,7 @@ def rescore(
     *,
     scored_at: datetime,
     basis: int,
+    positive_kinds: Iterable[int] = (),
     must_write: Iterable[int] = (),
     whole_range: bool = False,
 ) -> Outcome:
@@ -700,8 +707,8 @@ def rescore(
     scored and those whose stored engagement total is not under these behaviour rules (`basis`,
     engine.behavior_basis). Leads left to Python are neither written nor returned as qualifying.
 
-    `qualifying`: the leads in stage lead or recycled whose new score qualifies (the recycled-lead
-    rule is the caller's)."""
+    `qualifying`: the leads in stage lead whose new score qualifies, and those in stage recycled
+    with an interaction of one of `positive_kinds` (kind ids) since their rejection."""
     reason = unsupported(spec)
     if reason:
         raise Unsupported(reason)
@@ -713,6 +720,7 @@ def rescore(
     q["must_write"] = sorted(must_write)
     q["scored_at"] = scored_at
     q["basis"] = basis
+    q["positive"] = sorted(positive_kinds)
     sql = (
         f"WITH {ctes},\n"
         f"upd AS (UPDATE {Lead._meta.db_table} l SET score = res.new_score, fit_score = res.new_fit, "
@@ -734,7 +742,7 @@ def rescore(
 
 def refit(
     spec: engine.ModelSpec, kind_ids: dict[str, int], lead_ids: list[int], *, basis: int, whole_range: bool = False,
-    changed_fit_rules: list[engine.FitRuleSpec] | None = None,
+    changed_fit_rules: list[engine.FitRuleSpec] | None = None, positive_kinds: Iterable[int] = (),
 ) -> Outcome:
     """After an edit of fit rules alone: score the leads `lead_ids` (locked by the caller) with the
     new fit rules and the engagement they were last scored with, reading no interaction, and write
@@ -755,6 +763,7 @@ def refit(
     )
     _params(q, lead_ids, min(lead_ids), max(lead_ids))
     q["basis"] = basis
+    q["positive"] = sorted(positive_kinds)
     sql = (
         f"WITH {res},\n"
         f"upd AS (UPDATE {Lead._meta.db_table} l SET score = res.new_score, fit_score = res.new_fit, "

@@ -716,26 +716,31 @@ def test_a_lead_with_a_pending_request_is_written_even_if_unchanged(kind_ids):
 
 
 def test_qualifying_leads_are_handed_to_promotion_with_their_scores(kind_ids):
+    """New leads that qualify, and recycled ones only with positive engagement since their rejection
+    (an MQL is not promoted again)."""
     from scoring import bulk
 
     now = timezone.now()
-    new, mql, recycled = (
-        make_lead(1, job_title="VP"),
-        make_lead(2, job_title="VP"),
-        make_lead(3, job_title="VP"),
-    )
+    new, mql, engaged, idle = (make_lead(n, job_title="VP") for n in range(1, 5))
     Lead.objects.filter(pk=mql.pk).update(stage="mql")
-    Lead.objects.filter(pk=recycled.pk).update(stage="recycled")
-    spec = fit_model(("VP", "job_title", "contains", "vp", 70), threshold=60)
+    Lead.objects.filter(pk__in=[engaged.pk, idle.pk]).update(stage="recycled", stage_changed_at=now - timedelta(days=5))
+    add(engaged, kind_ids, "demo_request", ago=timedelta(days=1), now=now)  # since the rejection
+    add(idle, kind_ids, "demo_request", ago=timedelta(days=9), now=now)  # before it
+    spec = fit_model(
+        ("VP", "job_title", "contains", "vp", 70),
+        behavior=[BehaviorRuleSpec(id=1, label="Demo", kind="demo_request", points=5)],
+        threshold=60,
+    )
     promoted = []
     bulk.rescore_chunk(
         fake_compiled(spec, kind_ids),
-        [new.pk, mql.pk, recycled.pk],
+        sorted([new.pk, mql.pk, engaged.pk, idle.pk]),
         now,
         promote=lambda q: promoted.extend(q) or 0,
     )
-    breakdown = [{"rule_id": 100, "type": "fit", "label": "VP", "points": 70.0}]
-    assert promoted == [(new.pk, 70, breakdown), (recycled.pk, 70, breakdown)]
+    vp = {"rule_id": 100, "type": "fit", "label": "VP", "points": 70.0}
+    demo = {"rule_id": 1, "type": "behavior", "label": "Demo", "points": 5.0}
+    assert promoted == [(new.pk, 70, [vp]), (engaged.pk, 75, [vp, demo])]
 
 
 def test_huge_contributions_go_to_python_without_overflowing(kind_ids):

@@ -110,7 +110,7 @@ def rescore_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int
     if sqlscore.unsupported(compiled.spec):
         return _rescore_chunk_with_engine(compiled, ids, now, promote)
     locked, skipped = _lock_chunk(ids)
-    changed, qualifying = _rescore_locked(compiled, locked, now, whole_range=not skipped)
+    changed, qualifying = rescore_locked(compiled, locked, now, whole_range=not skipped)
     promoted = promote(sorted(qualifying)) if qualifying else 0
     return changed, promoted, skipped
 
@@ -131,7 +131,7 @@ def refit_chunk(
     )
     changed, qualifying = outcome.changed, list(outcome.qualifying)
     if outcome.python:
-        more, also = _rescore_locked(compiled, outcome.python, now)
+        more, also = rescore_locked(compiled, outcome.python, now)
         changed += more
         qualifying += also
     promoted = promote(sorted(qualifying)) if qualifying else 0
@@ -154,7 +154,7 @@ def _lock_chunk(ids: list[int]) -> tuple[list[int], list[int]]:
     return locked, [i for i in ids if i not in held]
 
 
-def _rescore_locked(compiled, locked: list[int], now: datetime, *, whole_range: bool = False) -> tuple[int, list]:
+def rescore_locked(compiled, locked: list[int], now: datetime, *, whole_range: bool = False) -> tuple[int, list]:
     """Score these locked leads in full (sqlscore, the engine for what it leaves) and write them:
     (changed, qualifying). whole_range: they are every lead from the first to the last."""
     if not locked:

@@ -389,7 +389,9 @@ def _build(
     beh = None if refit else (
         f"beh AS (SELECT i.lead_id, {', '.join(aggregates)} FROM {interaction_table} i "
         "WHERE i.lead_id BETWEEN %(lo)s::bigint AND %(hi)s::bigint "
-        f"AND i.kind_id = ANY({q(kinds, 'bigint[]')}) AND i.occurred_at <= {now_sql} GROUP BY i.lead_id)"
+        # Scattered ids (a backlog drain's set): read only their interactions, not the whole range's.
+        + ("" if whole_range else "AND i.lead_id = ANY(%(ids)s::bigint[]) ")
+        + f"AND i.kind_id = ANY({q(kinds, 'bigint[]')}) AND i.occurred_at <= {now_sql} GROUP BY i.lead_id)"
     )
 
     # a: the leads, their stored scores, and each field fit rules use, normalised once.

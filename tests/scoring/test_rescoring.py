@@ -522,20 +522,32 @@ def test_a_bulk_run_agrees_exactly_with_the_engine_where_sql_defers_to_python(
         assert deferred == [odd[0].pk, odd[1].pk]
 
 
-def test_a_worker_that_fell_behind_rescores_its_backlog_in_one_set(model):
-    """Requests older than a second are a backlog: the next task takes them all at once."""
+def test_a_worker_that_fell_behind_rescores_its_backlog_in_one_set(model, sdr, monkeypatch):
+    """Requests older than a second are a backlog: the next task takes them all at once (on
+    PostgreSQL in one SQL statement, like a bulk run's chunk), and promotes those that qualify."""
+    from scoring import sqlscore
+
+    statements = []
+    monkeypatch.setattr(sqlscore, "rescore", lambda *a, _real=sqlscore.rescore, **k: statements.append(a[2]) or _real(*a, **k))
     leads = [LeadFactory(job_title="VP Sales") for _ in range(30)]
     for lead in leads:
         interact(lead, "pricing_page_view")
         flag(lead, at=timezone.now() - timedelta(seconds=5))
+    hot = LeadFactory(job_title="VP Sales")
+    interact(hot, "demo_request")
+    flag(hot, at=timezone.now() - timedelta(seconds=5))
     fresh = LeadFactory(job_title="VP Sales")
     flag(fresh)  # just arrived: its own task is on its way
 
     outcome = services.rescore_backlog()
 
-    assert outcome.scored == 30
+    assert (outcome.scored, outcome.promoted) == (31, 1)
     assert set(Lead.objects.filter(pk__in=[lead.pk for lead in leads]).values_list("score", flat=True)) == {30}
-    assert not any(rescore_pending(lead) for lead in leads) and rescore_pending(fresh)
+    assert (Lead.objects.get(pk=hot.pk).score, Lead.objects.get(pk=hot.pk).stage) == (60, "mql")
+    assert Transition.objects.get(lead=hot).to_stage == "mql"
+    assert not any(rescore_pending(lead) for lead in [*leads, hot]) and rescore_pending(fresh)
+    if connection.vendor == "postgresql":
+        assert [len(ids) for ids in statements] == [31]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

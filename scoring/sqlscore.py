@@ -723,23 +723,13 @@ def rescore(
     q["scored_at"] = scored_at
     q["basis"] = basis
     q["positive"] = sorted(positive_kinds)
-    sql = (
-        f"WITH {ctes},\n"
-        f"upd AS (UPDATE {Lead._meta.db_table} l SET score = res.new_score, fit_score = res.new_fit, "
-        "engagement_score = res.new_eng, score_breakdown = res.new_breakdown, "
-        "engagement_total = res.eng_t, engagement_error = res.err, engagement_basis = %(basis)s::bigint, "
-        "scored_at = %(scored_at)s::timestamptz FROM res WHERE l.id = res.id "
-        "AND l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint AND NOT res.python "
-        "AND (res.differs OR res.scored_at IS NULL OR res.id = ANY(%(must_write)s::bigint[]) "
-        "OR res.old_basis IS DISTINCT FROM %(basis)s::bigint) "
-        "RETURNING l.id)\n"
-        + _OUTCOME
+    return _write(
+        ctes, q,
+        "engagement_score = res.new_eng, engagement_total = res.eng_t, engagement_error = res.err, "
+        "engagement_basis = %(basis)s::bigint, scored_at = %(scored_at)s::timestamptz",
+        "res.differs OR res.scored_at IS NULL OR res.id = ANY(%(must_write)s::bigint[]) "
+        "OR res.old_basis IS DISTINCT FROM %(basis)s::bigint",
     )
-    with connection.cursor() as cursor:
-        _settings(cursor)
-        cursor.execute(sql, q)
-        _written, changed, python, qualifying = cursor.fetchone()
-    return Outcome(changed, list(python), [tuple(x) for x in _json(qualifying)])
 
 
 def refit(
@@ -766,13 +756,18 @@ def refit(
     _params(q, lead_ids, min(lead_ids), max(lead_ids))
     q["basis"] = basis
     q["positive"] = sorted(positive_kinds)
+    return _write(res, q, "", "res.differs")
+
+
+def _write(ctes: str, q: _Params, also_set: str, when: str) -> Outcome:
+    """Run `ctes` (ending in `res`), update the chunk's leads SQL vouches for where `when` holds —
+    score, fit, breakdown, and `also_set` — and return the Outcome."""
     sql = (
-        f"WITH {res},\n"
+        f"WITH {ctes},\n"
         f"upd AS (UPDATE {Lead._meta.db_table} l SET score = res.new_score, fit_score = res.new_fit, "
-        "score_breakdown = res.new_breakdown FROM res WHERE l.id = res.id "
-        "AND l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint AND NOT res.python AND res.differs "
-        "RETURNING l.id)\n"
-        + _OUTCOME
+        f"score_breakdown = res.new_breakdown{', ' + also_set if also_set else ''} FROM res "
+        "WHERE l.id = res.id AND l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint AND NOT res.python "
+        f"AND ({when}) RETURNING l.id)\n" + _OUTCOME
     )
     with connection.cursor() as cursor:
         _settings(cursor)

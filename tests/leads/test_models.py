@@ -1,5 +1,5 @@
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from handoff.models import Transition
 from leads.models import Interaction, InteractionKind, Lead
@@ -102,3 +102,15 @@ def test_lead_pages_keep_room_for_score_rewrites_on_postgresql():
         Lead.objects.filter(pk=lead.pk).update(score=lead.score + 7, score_breakdown=[{"label": "x", "points": 7}])
     after = updates_so_far()
     assert (after[0] - before[0], after[1] - before[1]) == (4, 4)
+
+
+def test_interactions_carry_no_pattern_index_and_keep_their_idempotency_key():
+    """PostgreSQL: the external_id LIKE index Django would add is dropped (nothing queries it, every
+    insert wrote it); the unique index that makes a repeated event count once stays."""
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL index")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'leads_interaction'")
+        definitions = [row[0] for row in cursor.fetchall()]
+    assert not [d for d in definitions if "varchar_pattern_ops" in d]
+    assert [d for d in definitions if "UNIQUE" in d and "(external_id)" in d]

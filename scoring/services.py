@@ -9,7 +9,8 @@ Concurrency rules (PostgreSQL; SQLite serialises writers anyway):
   a request is only removed by a rescore that read what it stands for), and it writes only if no
   rescore that read newer data wrote first (`scored_at` is when the data was read); otherwise it
   leaves its requests and goes again.
-- Bulk runs lock a chunk (SKIP LOCKED), note the time, take the chunk's requests, then read.
+- Bulk runs lock a chunk (SKIP LOCKED), note the time, take the chunk's requests, then read; a
+  backlog drain does the same with the set of leads whose requests it claimed (PostgreSQL).
 - The periodic sweep rescores any lead whose request is older than a grace period: no interaction
   is ever left unscored, even if its task was lost.
 """

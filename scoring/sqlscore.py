@@ -255,6 +255,18 @@ def _lead_field(name: str, q: _Params) -> tuple[str, str]:
     raise Unsupported(f"fit field {name}")
 
 
+def _field_columns(fit_rules, q: _Params) -> tuple[list[str], list[str]]:
+    """(each lead field these rules test, normalised once as column f_<field>; for the fields a rule
+    compares as text, the test for a "Σ" SQL cannot lower-case like Python)."""
+    cols, sigmas = [], []
+    for name in sorted({rule.field for rule in fit_rules}):
+        value_sql, sigma = _lead_field(name, q)
+        cols.append(f"{value_sql} AS f_{name}")
+        if any(r.field == name and r.operator not in rules.PRESENCE_OPERATORS for r in fit_rules):
+            sigmas.append(sigma)
+    return cols, sigmas
+
+
 def _fit_condition(rule: engine.FitRuleSpec, q: _Params, table: str) -> str:
     col = f"{table}.f_{rule.field}"
     if rules.LEAD_FIELDS[rule.field] == rules.NUMBER:
@@ -395,14 +407,7 @@ def _build(
     )
 
     # a: the leads, their stored scores, and each field fit rules use, normalised once.
-    tested = [*spec.fit_rules, *(only_for or ())]
-    fields = sorted({rule.field for rule in tested})
-    field_cols, sigma_flags = [], []
-    for name in fields:
-        value_sql, sigma = _lead_field(name, q)
-        field_cols.append(f"{value_sql} AS f_{name}")
-        if any(r.field == name and r.operator not in rules.PRESENCE_OPERATORS for r in tested):
-            sigma_flags.append(sigma)
+    field_cols, sigma_flags = _field_columns([*spec.fit_rules, *(only_for or ())], q)
     in_chunk = "l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint " + (
         "" if whole_range else "AND l.id = ANY(%(ids)s::bigint[]) "
     )
@@ -556,13 +561,7 @@ def _changed_leads(spec, only_for, in_chunk: str, lead_table: str, threshold: st
     version) matches, and those already qualifying in a promotable stage; the others keep their
     score. Only the changed rules' fields are normalised for this test. Leads with "Σ" in one of
     them stay in (Python lower-cases it by context; the refit hands them to the engine)."""
-    fields = sorted({rule.field for rule in only_for})
-    cols, sigmas = [], []
-    for name in fields:
-        value_sql, sigma = _lead_field(name, q)
-        cols.append(f"{value_sql} AS f_{name}")
-        if any(r.field == name and r.operator not in rules.PRESENCE_OPERATORS for r in only_for):
-            sigmas.append(sigma)
+    cols, sigmas = _field_columns(only_for, q)
     matched = [f"coalesce({_fit_condition(rule, q, 'f')}, false)" for rule in only_for]
     min_fit = "" if spec.mql_min_fit is None else f" AND l.fit_score >= {q(float(spec.mql_min_fit), 'float8')}"
     return (

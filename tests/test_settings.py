@@ -64,6 +64,8 @@ def test_allowed_hosts_is_a_comma_separated_list():
         ("DATABASE_URL", "mysql://root@localhost/accord"),
         ("AXES_FAILURE_LIMIT", "five"),
         ("SECURE_SSL_REDIRECT", "sometimes"),
+        ("ACCORD_RESCORE_THREADS", "0"),
+        ("ACCORD_RESCORE_THREADS", "two"),
     ],
 )
 def test_a_bad_value_fails_at_start_up_naming_the_variable(variable, value):

@@ -96,8 +96,9 @@ def write_scores(rows: list[tuple], scored_at: datetime, basis: int) -> None:
         cursor.execute("TRUNCATE rescore_out")
 
 
-def rescore_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int, int, list[int]]:
-    """Rescore the leads with ids in [ids[0], ids[-1]] inside the caller's transaction.
+def rescore_chunk(compiled, ids: list[int], now: datetime | None, promote) -> tuple[int, int, list[int]]:
+    """Rescore the leads with ids in [ids[0], ids[-1]] inside the caller's transaction, as of `now`
+    (None: as of when the chunk's requests are taken — what a run does, see `rescore_locked`).
 
     Returns (changed, promoted, skipped ids). Leads locked by a concurrent single-lead rescore are
     skipped; the caller flags them so they are rescored again under the current model.
@@ -116,7 +117,7 @@ def rescore_chunk(compiled, ids: list[int], now: datetime, promote) -> tuple[int
 
 
 def refit_chunk(
-    compiled, ids: list[int], now: datetime, promote, *, changed_fit_rules=None
+    compiled, ids: list[int], now: datetime | None, promote, *, changed_fit_rules=None
 ) -> tuple[int, int, list[int]]:
     """`rescore_chunk` after an edit of fit rules alone: new fit, stored engagement, no interaction
     read (sqlscore.refit), only for the leads one of `changed_fit_rules` (old and new versions)
@@ -154,15 +155,22 @@ def _lock_chunk(ids: list[int]) -> tuple[list[int], list[int]]:
     return locked, [i for i in ids if i not in held]
 
 
-def rescore_locked(compiled, locked: list[int], now: datetime, *, whole_range: bool = False) -> tuple[int, list]:
+def rescore_locked(
+    compiled, locked: list[int], now: datetime | None = None, *, whole_range: bool = False
+) -> tuple[int, list]:
     """Score these locked leads in full (sqlscore, the engine for what it leaves) and write them:
-    (changed, qualifying). whole_range: they are every lead from the first to the last."""
+    (changed, qualifying), as of `now` (None: as of just after their requests are taken).
+    whole_range: they are every lead from the first to the last."""
     if not locked:
         return 0, []
     # Locked, so no other rescore writes them now; the requests taken here are covered by the data
     # read below. (A rescore that read before read_at will not overwrite: scored_at is newer.)
-    read_at = timezone.now()
     requested = rescore_requests.take(locked)
+    # Noted after the take: an interaction whose request was taken was committed before, so it is
+    # dated no later than this and counts. (A run's start time would leave out what arrived while
+    # the run went on, and yet delete its requests: that lead's score would stay stale.)
+    read_at = timezone.now()
+    now = now or read_at
     kind_ids = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
     outcome = sqlscore.rescore(
         compiled.spec, kind_ids, locked, now, scored_at=read_at, basis=compiled.basis, must_write=requested,
@@ -219,7 +227,7 @@ def _write_results(compiled, rows: list[dict], results: dict, *, requested, read
 
 
 def _rescore_chunk_with_engine(
-    compiled, ids: list[int], now: datetime, promote
+    compiled, ids: list[int], now: datetime | None, promote
 ) -> tuple[int, int, list[int]]:
     """`rescore_chunk` for a model sqlscore cannot express: behaviour sums in SQL, the rest in Python
     (`engine.assemble`), COPY write-back."""
@@ -232,10 +240,10 @@ def _rescore_chunk_with_engine(
     )
     locked = {row["pk"] for row in rows}
     skipped = [i for i in ids if i not in locked]
-    # Locked, so no other rescore writes them now; the requests taken here are covered by the data
-    # read below. (A rescore that read before read_at will not overwrite: scored_at is newer.)
-    read_at = timezone.now()
+    # As in rescore_locked: the requests first, then the moment the data is read as of.
     requested = rescore_requests.take(locked)
+    read_at = timezone.now()
+    now = now or read_at
     rules_by_kind_id: dict = defaultdict(list)
     slug_to_id = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
     for rule in spec.behavior_rules:

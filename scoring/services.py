@@ -210,11 +210,12 @@ def _apply(
     return outcome
 
 
-def _promote_many(compiled: _Compiled, qualifying: list, now: datetime) -> int:
-    """Promote leads (already locked, scores written) whose new score qualifies: `qualifying` is
-    (lead id, score, breakdown) triples. The recycled-lead rule is checked for all of them in one
+def _promote_many(compiled: _Compiled, qualifying: list, now: datetime | None = None) -> int:
+    """Promote leads (already locked, scores written) whose new score qualifies, as of `now`
+    (default: the current time): `qualifying` is (lead id, score, breakdown) triples. The recycled-lead rule is checked for all of them in one
     query, and the state machine promotes them together (`leads_promote_to_mql`: a handoff and an
     audit row each, a constant number of statements)."""
+    now = now or timezone.now()
     leads = Lead.objects.in_bulk([lead_id for lead_id, _, _ in qualifying])
     recycled = [lead.pk for lead in leads.values() if lead.stage == "recycled"]
     engaged = set(
@@ -312,9 +313,8 @@ def _rescore_set_wise(lead_ids: list[int], *, outcome: RescoreOutcome) -> bool:
     )
     if not ScoringModel.objects.filter(pk=model.pk, status=model.status, version=model.version).exists():
         return True  # replaced meanwhile: leave the requests to the new model's run and the sweep
-    now = timezone.now()
-    changed, qualifying = bulk.rescore_locked(compiled, locked, now)
-    promoted = _promote_many(compiled, sorted(qualifying), now) if qualifying else 0
+    changed, qualifying = bulk.rescore_locked(compiled, locked)
+    promoted = _promote_many(compiled, sorted(qualifying)) if qualifying else 0
     outcome.add(RescoreOutcome(scored=len(locked), changed=changed, promoted=promoted,
                                skipped=len(lead_ids) - len(locked)))
     return True
@@ -336,7 +336,10 @@ def _rescore_chunk(
         # Nothing to score with: forget the requests, so the sweep does not spin on them.
         rescore_requests.forget(pending, [lead.pk for lead in leads])
         return
-    when = now or read_at
+    # As of now, after the requests were read: an interaction whose request was read was committed
+    # before, so it is dated no later than this and counts. (read_at, the time written as scored_at,
+    # is earlier: it only has to precede the data read.)
+    when = now or timezone.now()
     compiled = _compile(model)
     scored = _score(compiled, leads, when)
     with transaction.atomic():
@@ -456,7 +459,7 @@ def rescore_run_execute(*, run_id: int) -> RescoreRun:
     )
     set_wise = connection.vendor == "postgresql"
     chunks = _Chunks(candidates, BULK_CHUNK if set_wise else CHUNK)
-    work = partial(_run_chunks, run, chunks, now, set_wise)
+    work = partial(_run_chunks, run, chunks, set_wise)
     threads = settings.ACCORD_RESCORE_THREADS if set_wise and not connection.in_atomic_block else 1
     try:
         if threads == 1:
@@ -505,8 +508,11 @@ def _in_own_connection(work) -> None:
         connection.close()  # this thread's own connection
 
 
-def _run_chunks(run: RescoreRun, chunks: _Chunks, now: datetime, set_wise: bool) -> None:
-    """Take chunks until none is left: rescore each in one transaction, record the progress."""
+def _run_chunks(run: RescoreRun, chunks: _Chunks, set_wise: bool) -> None:
+    """Take chunks until none is left: rescore each in one transaction, record the progress.
+
+    Each chunk is scored as of when its requests are taken, not as of the run's start: the run
+    deletes the requests of what arrived while it ran, so it must count those interactions."""
     if run.scope == edit_scope.FIT:
         changed = None if run.changed_fit_rules is None else [engine.FitRuleSpec(**r) for r in run.changed_fit_rules]
         chunk_step = partial(bulk.refit_chunk, changed_fit_rules=changed)
@@ -526,18 +532,18 @@ def _run_chunks(run: RescoreRun, chunks: _Chunks, now: datetime, set_wise: bool)
                 if run.scope == edit_scope.THRESHOLD:
                     # No score changes: promote the leads the new threshold lets through.
                     qualifying = chunks.candidates.filter(pk__in=ids).values_list("pk", "score", "score_breakdown")
-                    promoted = _promote_many(compiled, list(qualifying), now)
+                    promoted = _promote_many(compiled, list(qualifying))
                     skipped, step = [], RescoreOutcome(scored=len(ids), promoted=promoted)
                 elif set_wise:
                     changed, promoted, skipped = chunk_step(
-                        compiled, ids, now, promote=partial(_promote_many, compiled, now=now)
+                        compiled, ids, None, promote=partial(_promote_many, compiled)
                     )
                     step = RescoreOutcome(scored=len(ids), changed=changed, promoted=promoted)
                 else:
                     leads = _locked(ids, skip_locked=False)
-                    read_at = timezone.now()
                     pending = rescore_requests.take(ids)
-                    skipped, step = [], _apply(compiled, leads, now, read_at=read_at, pending=pending)
+                    read_at = timezone.now()  # after the take, as in bulk.rescore_locked
+                    skipped, step = [], _apply(compiled, leads, read_at, read_at=read_at, pending=pending)
             if skipped:
                 # A single-lead rescore held them, maybe under the previous model: go again.
                 leads_request_rescore(lead_ids=skipped)

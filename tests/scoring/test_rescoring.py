@@ -391,6 +391,57 @@ def test_an_interaction_that_arrives_while_a_rescore_is_scoring_stays_requested(
     assert lead.score == 70 and not rescore_pending(lead)
 
 
+def _arrives_just_before(monkeypatch, reader: str, lead) -> None:
+    """An interaction (dated now) and its request are committed just before the rescore reads the
+    lead's requests with `reader` (a function of scoring.rescore_requests)."""
+    from scoring import rescore_requests
+
+    real, arrived = getattr(rescore_requests, reader), []
+
+    def read(*args, **kwargs):
+        if not arrived:
+            arrived.append(True)
+            interact(lead, "demo_request")
+            flag(lead)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rescore_requests, reader, read)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "single lead",
+        pytest.param("backlog drain", marks=pytest.mark.skipif(
+            connection.vendor != "postgresql", reason="the set-wise drain is PostgreSQL's (SQLite drains lead by lead)")),
+        "bulk run",
+    ],
+)
+def test_an_interaction_whose_request_a_rescore_takes_counts_in_the_score_it_writes(
+    path, model, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A rescore that deletes a request must count its interaction. Runs used to score every chunk
+    as of the run's start: an interaction arriving mid-run lost its request and stayed out of the
+    score (until the lead's next interaction); the other paths had the same gap, a millisecond wide."""
+    lead = LeadFactory(job_title="VP Sales")
+    interact(lead, "pricing_page_view")
+    if path == "single lead":
+        flag(lead)
+        _arrives_just_before(monkeypatch, "pending", lead)
+        services.leads_rescore(lead_ids=[lead.pk], only_flagged=True)
+    elif path == "backlog drain":
+        flag(lead, at=timezone.now() - timedelta(seconds=5))
+        _arrives_just_before(monkeypatch, "take", lead)
+        services.rescore_backlog()
+    else:
+        _arrives_just_before(monkeypatch, "take", lead)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.rescore_run_start(model=model, reason="test")
+
+    lead.refresh_from_db()
+    assert (lead.score, lead.stage, rescore_pending(lead)) == (70, "mql", False)
+
+
 def test_a_rescore_never_overwrites_a_score_computed_from_newer_data(model, monkeypatch):
     """Two rescores of one lead overlap; the one that read first finishes last: it must not
     replace the newer score with its older one."""

@@ -227,6 +227,7 @@ class Probe:
     score_s: float | None = None  # POST sent → new score readable
     mql_s: float | None = None  # POST sent → stage mql readable (when it became one)
     polls: int = 0
+    external_id: str = ""
 
     @property
     def want(self) -> float:
@@ -252,9 +253,10 @@ class Prober:
     def _start(self, email: str) -> Probe:
         path = f"/api/v1/leads/{quote(email, safe='@')}"
         before = self.http.get(path)
+        external_id = f"{BENCH_ID_PREFIX}probe-{self.run_id}-{self.count}"
         body = json.dumps(
             {
-                "external_id": f"{BENCH_ID_PREFIX}probe-{self.run_id}-{self.count}",
+                "external_id": external_id,
                 "email": email,
                 "kind": "demo_request",
                 "occurred_at": iso(datetime.now(UTC) - timedelta(seconds=1)),
@@ -265,7 +267,7 @@ class Prober:
         resp = self.http.post_json(API, body)
         if resp.status != 202:
             raise RuntimeError(f"probe POST answered {resp.status}: {resp.body[:200]!r}")
-        return Probe(email, path, before.json(), sent, resp.elapsed, before.elapsed)
+        return Probe(email, path, before.json(), sent, resp.elapsed, before.elapsed, external_id=external_id)
 
     def _poll(self, probe: Probe) -> bool:
         lead = self.http.get(probe.path).json()

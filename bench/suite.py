@@ -381,6 +381,35 @@ def probe_leads(conn: psycopg.Connection, kinds: dict, count: int) -> list[str]:
     return [r[0] for r in rows]
 
 
+def _late_probes(conn: psycopg.Connection, late: list) -> list[dict]:
+    """What the database says about each probe that timed out, read right after the windows: was
+    its interaction stored, is its lead's request still pending (and since when), when was the
+    lead last scored — so a timeout can be told apart: a lost task, a request deleted without its
+    interaction being counted, or a worker far behind."""
+    seen = []
+    for probe in late:
+        row = conn.execute(
+            "SELECT i.lead_id, i.occurred_at, i.received_at, l.scored_at, "
+            "(SELECT count(*) FROM scoring_rescorerequest r WHERE r.lead_id = i.lead_id), "
+            "(SELECT min(requested_at) FROM scoring_rescorerequest r WHERE r.lead_id = i.lead_id), now() "
+            "FROM leads_interaction i JOIN leads_lead l ON l.id = i.lead_id WHERE i.external_id = %s",
+            (probe.external_id,),
+        ).fetchone()
+        conn.rollback()
+        if row is None:
+            seen.append({"external_id": probe.external_id, "stored": False})
+            continue
+        lead_id, occurred, created, scored_at, pending, oldest, now = row
+        seen.append({
+            "external_id": probe.external_id, "stored": True, "lead_id": lead_id,
+            "created_s_ago": round((now - created).total_seconds(), 2) if created else None,
+            "scored_s_after_created": round((scored_at - created).total_seconds(), 2) if scored_at and created else None,
+            "pending_requests": pending,
+            "oldest_request_s_ago": round((now - oldest).total_seconds(), 2) if oldest else None,
+        })
+    return seen
+
+
 def freshness(ctx: Context) -> list[Metric]:
     """One steady background load (1,000 interactions/s in batches of 50) for all the windows; in
     each window probes run back to back. Windows are consecutive, not drained in between: a worker
@@ -388,7 +417,7 @@ def freshness(ctx: Context) -> list[Metric]:
     scale = ctx.scale
     before, cpu = env.loadavg(), env.CpuMeter().start()
     candidates = probe_leads(ctx.conn, ctx.kinds, 400)
-    score_s, mql_s, floor_s, medians, windows, timeouts = [], [], [], [], [], 0
+    score_s, mql_s, floor_s, medians, windows, late = [], [], [], [], [], []
     http = Http(ctx.port, token=ctx.token, timeout=30)
     prober = load.Prober(http, ctx.run_id)
     waits = WaitSampler(ctx)
@@ -398,7 +427,7 @@ def freshness(ctx: Context) -> list[Metric]:
         for _ in range(scale.heavy_repeats):
             probes = prober.window(candidates, scale.freshness_seconds)
             this = [30.0 if p.score_s is None else p.score_s for p in probes]
-            timeouts += sum(p.score_s is None for p in probes)
+            late += [p for p in probes if p.score_s is None]
             mql_s += [p.mql_s for p in probes if p.mql_s is not None]
             floor_s += [p.post_s + p.get_s for p in probes]
             score_s += this
@@ -412,6 +441,7 @@ def freshness(ctx: Context) -> list[Metric]:
                 }
             )
     http.close()
+    timeouts, late_seen = len(late), _late_probes(ctx.conn, late)
     drain = ctx.settle(timeout=max(60.0, 4 * scale.freshness_seconds))
     m = latency("freshness", score_s, medians, floor_samples=floor_s)
     m.extra.update(
@@ -426,6 +456,7 @@ def freshness(ctx: Context) -> list[Metric]:
         windows=windows,
         probes=len(score_s),
         timeouts=timeouts,
+        timed_out=late_seen,
         drain_after_s=round(drain, 2),
         db_waits=waits.summary(),
     )

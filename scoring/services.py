@@ -26,7 +26,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, F, JSONField, Value, When
+from django.db.models import Case, Count, F, JSONField, Max, Min, Value, When
 from django.utils import timezone
 
 from handoff.services import PROMOTABLE, TransitionConflict, lead_promote_to_mql, leads_promote_to_mql
@@ -307,10 +307,7 @@ def _rescore_set_wise(lead_ids: list[int], *, outcome: RescoreOutcome) -> bool:
     compiled = _compile(model)
     if sqlscore.unsupported(compiled.spec):
         return False
-    locked = list(
-        Lead.objects.filter(pk__in=lead_ids).order_by("pk")
-        .select_for_update(no_key=True, skip_locked=True, of=("self",)).values_list("pk", flat=True)
-    )
+    locked = bulk.lock(lead_ids)
     if not ScoringModel.objects.filter(pk=model.pk, status=model.status, version=model.version).exists():
         return True  # replaced meanwhile: leave the requests to the new model's run and the sweep
     changed, qualifying = bulk.rescore_locked(compiled, locked)
@@ -486,16 +483,17 @@ class _Chunks:
         self.candidates, self.size, self.last_id, self.stopped = candidates, size, 0, False
         self.lock = threading.Lock()
 
-    def next(self) -> list[int]:
+    def next(self) -> bulk.Span | None:
+        """The next `size` leads, as a span of ids (None when none is left)."""
         with self.lock:
             if self.stopped:
-                return []
-            ids = list(
-                self.candidates.filter(pk__gt=self.last_id).order_by("pk").values_list("pk", flat=True)[: self.size]
-            )
-            if ids:
-                self.last_id = ids[-1]
-            return ids
+                return None
+            ahead = self.candidates.filter(pk__gt=self.last_id).order_by("pk")[: self.size]
+            cut = ahead.aggregate(lo=Min("pk"), hi=Max("pk"), n=Count("pk"))  # over a LIMIT subquery
+            if not cut["n"]:
+                return None
+            self.last_id = cut["hi"]
+            return bulk.Span(cut["lo"], cut["hi"], cut["n"])
 
     def stop(self) -> None:
         self.stopped = True
@@ -525,23 +523,24 @@ def _run_chunks(run: RescoreRun, chunks: _Chunks, set_wise: bool) -> None:
                 chunks.stop()
                 return
             compiled = _compile(model)
-            ids = chunks.next()
-            if not ids:
+            span = chunks.next()
+            if span is None:
                 return
+            in_span = chunks.candidates.filter(pk__gte=span.lo, pk__lte=span.hi)
             with transaction.atomic():
                 if run.scope == edit_scope.THRESHOLD:
                     # No score changes: promote the leads the new threshold lets through.
-                    qualifying = chunks.candidates.filter(pk__in=ids).values_list("pk", "score", "score_breakdown")
+                    qualifying = in_span.values_list("pk", "score", "score_breakdown")
                     promoted = _promote_many(compiled, list(qualifying))
-                    skipped, step = [], RescoreOutcome(scored=len(ids), promoted=promoted)
+                    skipped, step = [], RescoreOutcome(scored=span.n, promoted=promoted)
                 elif set_wise:
                     changed, promoted, skipped = chunk_step(
-                        compiled, ids, None, promote=partial(_promote_many, compiled)
+                        compiled, span, None, promote=partial(_promote_many, compiled)
                     )
-                    step = RescoreOutcome(scored=len(ids), changed=changed, promoted=promoted)
+                    step = RescoreOutcome(scored=span.n, changed=changed, promoted=promoted)
                 else:
-                    leads = _locked(ids, skip_locked=False)
-                    pending = rescore_requests.take(ids)
+                    leads = _locked(in_span.values_list("pk", flat=True), skip_locked=False)
+                    pending = rescore_requests.take([lead.pk for lead in leads])
                     read_at = timezone.now()  # after the take, as in bulk.rescore_locked
                     skipped, step = [], _apply(compiled, leads, read_at, read_at=read_at, pending=pending)
             if skipped:
@@ -549,7 +548,7 @@ def _run_chunks(run: RescoreRun, chunks: _Chunks, set_wise: bool) -> None:
                 leads_request_rescore(lead_ids=skipped)
             RescoreRun.objects.filter(pk=run.pk).update(
                 heartbeat_at=timezone.now(),
-                done=F("done") + len(ids), changed=F("changed") + step.changed,
+                done=F("done") + span.n, changed=F("changed") + step.changed,
                 promoted=F("promoted") + step.promoted,
             )
     except BaseException:

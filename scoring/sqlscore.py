@@ -444,7 +444,7 @@ def _build(
     fit_names = [f"f{k}" for k in range(len(spec.fit_rules))]
     fit_total = " + ".join(fit_names) or "0::float8"
     if refit:
-        b, c = _refit_levels(behavior, cols, kept, a, fit_names, fit_total, q)
+        b, c = _refit_levels(spec, behavior, cols, kept, a, fit_names, fit_total, q)
     else:
         errors, unknowns = [], []
         for j, rule in enumerate(behavior):
@@ -504,12 +504,12 @@ def _build(
     # can round differently.
     if refit:  # engagement is the stored, checked total: only what fit changes can round otherwise
         checks = [safe("fit_t"), safe("score_t")]
-        stale = "old_total IS NULL OR old_basis IS DISTINCT FROM %(basis)s::bigint OR NOT is_list OR "
+        stale = "old_total IS NULL OR old_basis IS DISTINCT FROM %(basis)s::bigint OR NOT is_list OR odd_entry OR "
     else:
         checks = [safe("fit_t"), safe("eng_t"), safe("score_t")]
         checks += [safe(f"c{j}") if j in decayed else f"abs(c{j}) < {SAFE_LIMIT}" for j in range(len(behavior))]
         stale = ""
-    c2 = (
+    c2 = f"SELECT c.* FROM ({c}) c OFFSET 0" if refit else (
         "SELECT c.*"
         + "".join(f", (abs(r{j}) * 100)::bigint AS h{j}, r{j}::text AS t{j}" for j in range(len(behavior)))
         + f" FROM ({c}) c OFFSET 0"
@@ -517,7 +517,7 @@ def _build(
     d = (
         f"SELECT {kept}, {rounded('score_t')} AS new_score, {rounded('fit_t')} AS new_fit, "
         f"{'old_eng' if refit else rounded('eng_t')} AS new_eng, eng_t, err, "
-        f"{_breakdown_sql(spec, behavior, q)} AS new_breakdown, "
+        f"{_breakdown_sql(spec, behavior, q, stored='beh_members' if refit else None)} AS new_breakdown, "
         f"({stale}lead_unknown OR property_unknown OR NOT ({' AND '.join(checks)})) AS python "
         f"FROM ({c2}) c OFFSET 0"
     )
@@ -531,19 +531,25 @@ def _build(
     return res if refit else f"{beh},\n{res}"
 
 
-def _refit_levels(behavior, cols: list[str], kept: str, a: str, fit_names, fit_total: str, q: _Params):
-    """Levels b and c of `_build` for a refit: fit contributions as usual; each behaviour rule's
-    breakdown points (r{j}) read back from the stored breakdown, the engagement total and its bound
-    from the stored columns. The bound E: the stored one, plus a rounding per fit term and total."""
-    pivot = ", ".join(
-        f"max(CASE WHEN e->>'rule_id' = {q(str(rule.id), 'text')} "
-        f"THEN round((e->>'points')::numeric, 2) END) AS r{j}"
-        for j, rule in enumerate(behavior)
-    ) or "NULL AS no_rules"
+def _refit_levels(
+    spec, behavior, cols: list[str], kept: str, a: str, fit_names, fit_total: str, q: _Params
+):
+    """Levels b and c of `_build` for a refit: fit contributions as usual; the stored breakdown's
+    behaviour entries kept as they are, each under its key in the breakdown's order (`beh_members`,
+    see `_breakdown_sql`); the engagement total and its bound from the stored columns. The bound E:
+    the stored one, plus a rounding per fit term and total. An entry of a rule the model does not
+    have (`odd_entry`) leaves the lead to a full rescore."""
+    ranks = _tiebreak_ranks(spec, behavior)
+    by_id = {str(rule.id): ranks[("behavior", j)] for j, rule in enumerate(behavior)}
+    rank = f"({q(json.dumps(by_id), 'jsonb')} ->> (e->>'rule_id'))"
+    size = "(abs(round((e->>'points')::numeric, 2)) * 100)::bigint"
     b = (
         f"SELECT {', '.join('a.' + c for c in kept.split(', '))}, a.lead_unknown, false AS property_unknown, "
         "a.old_total, a.old_error, jsonb_typeof(a.old_breakdown) = 'array' AS is_list, "
-        f"{', '.join(cols) or '0 AS nothing'}, p.* FROM ({a}) a LEFT JOIN LATERAL (SELECT {pivot} "
+        f"{', '.join(cols) or '0 AS nothing'}, p.beh_members, p.odd_entry FROM ({a}) a LEFT JOIN LATERAL ("
+        f"SELECT coalesce(jsonb_object_agg((1000000000000000 - {size})::text || lpad({rank}, 6, '0'), e) "
+        f"FILTER (WHERE {rank} IS NOT NULL), '{{}}'::jsonb) AS beh_members, "
+        f"coalesce(bool_or({rank} IS NULL), false) AS odd_entry "
         "FROM jsonb_array_elements(CASE WHEN jsonb_typeof(a.old_breakdown) = 'array' "
         "THEN a.old_breakdown ELSE '[]'::jsonb END) e WHERE e->>'type' = 'behavior') p ON true OFFSET 0"
     )
@@ -571,7 +577,7 @@ def _changed_leads(spec, only_for, in_chunk: str, lead_table: str, threshold: st
     )
 
 
-def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params) -> str:
+def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params, stored: str | None = None) -> str:
     """The breakdown (jsonb) of a lead, as `engine._breakdown` builds it, from level c2 of `_build`
     (f{k}: fit contributions; h{j}, t{j}: each behaviour rule's |points| in hundredths and its
     points as text with 2 decimals, NULL when they round to 0.00): each rule whose points round to
@@ -582,7 +588,9 @@ def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params) -> str:
     sorts like the engine's order: 10^15 - |points| × 100, then the rule's place in the (label,
     type, id) order, all keys of one length. jsonb keeps an object's keys sorted (by length, then
     bytes), so `$.*` lists the entries in that order. Labels are never compared in SQL: their order
-    is Python's, computed here."""
+    is Python's, computed here.
+
+    stored: a refit's behaviour entries, already keyed (a jsonb object): only fit entries are built."""
     ranks = _tiebreak_ranks(spec, behavior)
 
     def entry(rule, kind: str, points: str) -> str:
@@ -598,7 +606,7 @@ def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params) -> str:
             size = 10**15 - int(abs(Decimal(repr(points))) * 100)
             member = f'"{size}{ranks[("fit", k)]:06d}": {entry(rule, "fit", repr(points))}'
             parts.append(f"CASE WHEN f{k} <> 0 THEN {q(member, 'text')} END")
-    for j, rule in enumerate(behavior):
+    for j, rule in enumerate(() if stored else behavior):
         # Python's json.dumps of the float: "20.0", "22.5", "0.07" (t{j} is "20.00", "22.50", ...).
         points = f"CASE WHEN right(t{j}, 1) = '0' THEN left(t{j}, -1) ELSE t{j} END"
         head, tail = entry(rule, "behavior", "\x00").split("\x00")
@@ -606,9 +614,12 @@ def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params) -> str:
             f"CASE WHEN h{j} IS NOT NULL THEN '\"' || (1000000000000000 - h{j})::text || "
             f"'{ranks[('behavior', j)]:06d}\": ' || {q(head, 'text')} || {points} || {q(tail, 'text')} END"
         )
+    members = f"('{{' || concat_ws(', ', {', '.join(parts)}) || '}}')::jsonb" if parts else "'{}'::jsonb"
+    if stored:
+        return f"jsonb_path_query_array({stored} || {members}, '$.*')"
     if not parts:
         return "'[]'::jsonb"
-    return f"jsonb_path_query_array(('{{' || concat_ws(', ', {', '.join(parts)}) || '}}')::jsonb, '$.*')"
+    return f"jsonb_path_query_array({members}, '$.*')"
 
 
 def _age_days(now_sql: str, occurred_at: str) -> str:
@@ -756,6 +767,20 @@ def refit(
     q["basis"] = basis
     q["positive"] = sorted(positive_kinds)
     return _write(res, q, "", "res.differs")
+
+
+def refit_candidates(spec: engine.ModelSpec, changed_fit_rules: list[engine.FitRuleSpec], lo: int, hi: int) -> list[int]:
+    """The leads with ids in [lo, hi] a refit after changing `changed_fit_rules` must look at (see
+    `_changed_leads`), unlocked: the caller locks them, and `refit` tests them again."""
+    q = _Params()
+    picked = _changed_leads(
+        spec, changed_fit_rules, "l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint ", Lead._meta.db_table,
+        q(float(spec.mql_threshold), "float8"), q,
+    )
+    q["lo"], q["hi"] = lo, hi
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM ({picked}) l ORDER BY id", q)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _write(ctes: str, q: _Params, also_set: str, when: str) -> Outcome:

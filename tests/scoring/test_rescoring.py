@@ -10,7 +10,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from handoff.models import Handoff, Transition
 from leads.models import Lead
-from scoring import services, tasks
+from scoring import engine, services, tasks
 from scoring.models import RescoreRun, ScoringModel
 from tests.leads.factories import LeadFactory
 from tests.scoring.builders import flag, interact, make_model, rescore_pending
@@ -673,3 +673,56 @@ def test_a_run_on_several_threads_scores_every_lead_like_one_thread(model, setti
     three = run_with(3)
     assert one == three and one[0] == ("done", 23, 23)
     assert len(workers) > 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED needs PostgreSQL")
+def test_a_chunk_skips_the_leads_another_rescore_holds_and_names_them(model):
+    """A run's chunk does not wait for a lead another rescore is writing: it skips it and names it
+    (the run asks for it again). After an edit of fit rules, only the leads the edited rules match
+    are locked, so only those can be skipped; the rest of the chunk is refitted."""
+    import dataclasses
+
+    from django.db import transaction
+
+    from scoring import bulk, edit_scope
+
+    held_vp, held_analyst, free_vp = (
+        LeadFactory(job_title=title) for title in ("VP Sales", "Analyst", "VP Ops")
+    )
+    compiled = services._compile(model)
+    span = bulk.Span.of([held_vp.pk, held_analyst.pk, free_vp.pk])
+    with transaction.atomic():
+        bulk.rescore_chunk(compiled, span, None, promote=lambda q: 0)
+    before = compiled.spec
+    after = dataclasses.replace(
+        before, fit_rules=tuple(dataclasses.replace(rule, points=25) for rule in before.fit_rules)
+    )
+    edited = dataclasses.replace(compiled, spec=after)
+    changed = [engine.FitRuleSpec(**rule) for rule in edit_scope.changed_fit_rules(before, after)]
+    holding, release = threading.Event(), threading.Event()
+
+    def another_rescore():
+        try:
+            with transaction.atomic():
+                list(Lead.objects.filter(pk__in=[held_vp.pk, held_analyst.pk]).select_for_update(no_key=True))
+                holding.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=another_rescore)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        with transaction.atomic():
+            _, _, refit_skipped = bulk.refit_chunk(edited, span, None, promote=lambda q: 0, changed_fit_rules=changed)
+        refitted = Lead.objects.get(pk=free_vp.pk).score
+        with transaction.atomic():
+            _, _, rescore_skipped = bulk.rescore_chunk(compiled, span, None, promote=lambda q: 0)
+    finally:
+        release.set()
+        thread.join()
+    assert refit_skipped == [held_vp.pk]  # the analyst's score cannot change: not even locked
+    assert rescore_skipped == [held_vp.pk, held_analyst.pk]
+    assert (refitted, Lead.objects.get(pk=free_vp.pk).score) == (25, 20)  # edited, then the model's own rule again

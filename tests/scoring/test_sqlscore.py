@@ -639,7 +639,7 @@ def test_a_bulk_chunk_stores_exactly_the_engine_result_for_every_lead(kind_ids, 
         ids = list(Lead.objects.order_by("pk").values_list("pk", flat=True))
         promoted = []
         bulk.rescore_chunk(
-            fake_compiled(model, kind_ids), ids, now, promote=lambda q: promoted.extend(q) or 0
+            fake_compiled(model, kind_ids), bulk.Span.of(ids), now, promote=lambda q: promoted.extend(q) or 0
         )
         assert_stored_equals_engine(model, now)
         for lead_id, score, breakdown in promoted:
@@ -687,13 +687,13 @@ def test_a_second_run_over_unchanged_data_changes_and_writes_nothing(kind_ids):
         fake_compiled(spec, kind_ids),
         list(Lead.objects.order_by("pk").values_list("pk", flat=True)),
     )
-    changed, _, skipped = bulk.rescore_chunk(compiled, ids, now, promote=lambda q: 0)
+    changed, _, skipped = bulk.rescore_chunk(compiled, bulk.Span.of(ids), now, promote=lambda q: 0)
     assert skipped == [] and changed == sum(1 for s in stored(ids).values() if s != (0, 0, 0, []))
     assert_stored_equals_engine(spec, now)
     first = dict(Lead.objects.values_list("pk", "scored_at"))
     assert None not in first.values()  # never-scored leads are written even when their score is 0
 
-    changed, _, _ = bulk.rescore_chunk(compiled, ids, now, promote=lambda q: 0)
+    changed, _, _ = bulk.rescore_chunk(compiled, bulk.Span.of(ids), now, promote=lambda q: 0)
     assert changed == 0
     assert dict(Lead.objects.values_list("pk", "scored_at")) == first  # nothing written
 
@@ -706,10 +706,10 @@ def test_a_lead_with_a_pending_request_is_written_even_if_unchanged(kind_ids):
     quiet, asked = make_lead(1), make_lead(2)
     spec = fit_model(("Any", "email", "is_set", None, 1))
     compiled = fake_compiled(spec, kind_ids)
-    bulk.rescore_chunk(compiled, [quiet.pk, asked.pk], now, promote=lambda q: 0)
+    bulk.rescore_chunk(compiled, bulk.Span.of([quiet.pk, asked.pk]), now, promote=lambda q: 0)
     before = dict(Lead.objects.values_list("pk", "scored_at"))
     rescore_requests.add([asked.pk], timezone.now())
-    changed, _, _ = bulk.rescore_chunk(compiled, [quiet.pk, asked.pk], now, promote=lambda q: 0)
+    changed, _, _ = bulk.rescore_chunk(compiled, bulk.Span.of([quiet.pk, asked.pk]), now, promote=lambda q: 0)
     after = dict(Lead.objects.values_list("pk", "scored_at"))
     assert changed == 0 and after[quiet.pk] == before[quiet.pk] and after[asked.pk] > before[asked.pk]
     assert not RescoreRequest.objects.exists()
@@ -734,7 +734,7 @@ def test_qualifying_leads_are_handed_to_promotion_with_their_scores(kind_ids):
     promoted = []
     bulk.rescore_chunk(
         fake_compiled(spec, kind_ids),
-        sorted([new.pk, mql.pk, engaged.pk, idle.pk]),
+        bulk.Span.of(sorted([new.pk, mql.pk, engaged.pk, idle.pk])),
         now,
         promote=lambda q: promoted.extend(q) or 0,
     )
@@ -791,12 +791,12 @@ def test_a_refit_stores_exactly_the_engine_result_under_the_edited_fit_rules(
             for kind, ago, props in history:
                 add(lead, kind_ids, kind, ago=ago, now=scored_then, properties=props)
         ids = list(Lead.objects.order_by("pk").values_list("pk", flat=True))
-        bulk.rescore_chunk(fake_compiled(before, kind_ids), ids, scored_then, promote=lambda q: 0)
+        bulk.rescore_chunk(fake_compiled(before, kind_ids), bulk.Span.of(ids), scored_then, promote=lambda q: 0)
         first = dict(Lead.objects.values_list("pk", "scored_at"))
         promoted, now = [], timezone.now()
         changed = [FitRuleSpec(**rule) for rule in edit_scope.changed_fit_rules(before, after)]
         bulk.refit_chunk(
-            fake_compiled(after, kind_ids), ids, now, promote=lambda q: promoted.extend(q) or 0,
+            fake_compiled(after, kind_ids), bulk.Span.of(ids), now, promote=lambda q: promoted.extend(q) or 0,
             changed_fit_rules=changed if only_changed else None,
         )
         # Refitted leads keep their scored_at; the few a refit cannot vouch for (Σ in a field, a
@@ -826,7 +826,7 @@ def test_a_refit_reads_no_interaction_and_rescores_in_full_what_it_cannot_refit(
     kept, other_rules, never = (make_lead(n, job_title="VP") for n in range(3))
     for lead in (kept, other_rules, never):
         add(lead, kind_ids, "demo_request", ago=timedelta(days=1), now=now)
-    bulk.rescore_chunk(fake_compiled(before, kind_ids), [kept.pk, other_rules.pk], now, promote=lambda q: 0)
+    bulk.rescore_chunk(fake_compiled(before, kind_ids), bulk.Span.of([kept.pk, other_rules.pk]), now, promote=lambda q: 0)
     Lead.objects.filter(pk=other_rules.pk).update(engagement_basis=12345)
     scored = dict(Lead.objects.values_list("pk", "scored_at"))
 
@@ -834,7 +834,7 @@ def test_a_refit_reads_no_interaction_and_rescores_in_full_what_it_cannot_refit(
     for lead in (kept, other_rules, never):
         add(lead, kind_ids, "demo_request", ago=timedelta(hours=1), now=now)
     changed, _, skipped = bulk.refit_chunk(
-        fake_compiled(after, kind_ids), [kept.pk, other_rules.pk, never.pk], now, promote=lambda q: 0
+        fake_compiled(after, kind_ids), bulk.Span.of([kept.pk, other_rules.pk, never.pk]), now, promote=lambda q: 0
     )
     got = {lead.pk: lead for lead in Lead.objects.all()}
     assert (changed, skipped) == (3, [])

@@ -17,6 +17,7 @@ Concurrency rules (PostgreSQL; SQLite serialises writers anyway):
 
 import logging
 import threading
+from collections import deque
 import time
 from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Count, F, JSONField, Max, Min, Value, When
+from django.db.models import Case, F, JSONField, Value, When
 from django.utils import timezone
 
 from handoff.services import PROMOTABLE, TransitionConflict, lead_promote_to_mql, leads_promote_to_mql
@@ -449,13 +450,12 @@ def rescore_run_execute(*, run_id: int) -> RescoreRun:
     if run.status == RescoreRun.Status.DONE:
         return run
     now = timezone.now()
-    candidates = _run_candidates(run)
+    set_wise = connection.vendor == "postgresql"
+    chunks = _Chunks(_run_candidates(run), BULK_CHUNK if set_wise else CHUNK)
     RescoreRun.objects.filter(pk=run.pk).update(
         status=RescoreRun.Status.RUNNING, started_at=now, heartbeat_at=now, done=0, changed=0, promoted=0,
-        total=candidates.count(),
+        total=chunks.total,
     )
-    set_wise = connection.vendor == "postgresql"
-    chunks = _Chunks(candidates, BULK_CHUNK if set_wise else CHUNK)
     work = partial(_run_chunks, run, chunks, set_wise)
     threads = settings.ACCORD_RESCORE_THREADS if set_wise and not connection.in_atomic_block else 1
     try:
@@ -476,27 +476,38 @@ def rescore_run_execute(*, run_id: int) -> RescoreRun:
 
 
 class _Chunks:
-    """The run's leads, a chunk of ids at a time, to any number of threads. Stops them all when one
-    finds the model replaced or fails."""
+    """The run's leads cut into spans of `size` leads, handed to any number of threads in id order.
+    Stops them all when one finds the model replaced or fails.
+
+    The spans are cut once, in one statement, when the run starts (cutting each on demand cost a
+    query per chunk, and the threads queued for it). A lead created later is not in them: its own
+    rescore request scores it under the active model."""
 
     def __init__(self, candidates, size: int):
-        self.candidates, self.size, self.last_id, self.stopped = candidates, size, 0, False
+        self.candidates, self.stopped = candidates, False
+        self.spans = deque(_spans(candidates, size))
+        self.total = sum(span.n for span in self.spans)
         self.lock = threading.Lock()
 
     def next(self) -> bulk.Span | None:
-        """The next `size` leads, as a span of ids (None when none is left)."""
         with self.lock:
-            if self.stopped:
-                return None
-            ahead = self.candidates.filter(pk__gt=self.last_id).order_by("pk")[: self.size]
-            cut = ahead.aggregate(lo=Min("pk"), hi=Max("pk"), n=Count("pk"))  # over a LIMIT subquery
-            if not cut["n"]:
-                return None
-            self.last_id = cut["hi"]
-            return bulk.Span(cut["lo"], cut["hi"], cut["n"])
+            return None if self.stopped or not self.spans else self.spans.popleft()
 
     def stop(self) -> None:
         self.stopped = True
+
+
+def _spans(candidates, size: int) -> list[bulk.Span]:
+    """The candidates' ids in spans of `size` leads: (first id, last id, count) each."""
+    sql, params = candidates.order_by().values(span_id=F("pk")).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT min(span_id), max(span_id), count(*) FROM "
+            "(SELECT span_id, (row_number() OVER (ORDER BY span_id) - 1) / %s AS b "
+            f"FROM ({sql}) c) s GROUP BY b ORDER BY b",
+            [size, *params],
+        )
+        return [bulk.Span(lo, hi, n) for lo, hi, n in cursor.fetchall()]
 
 
 def _in_own_connection(work) -> None:

@@ -18,7 +18,7 @@ RETRY = {"autoretry_for": (DatabaseUnavailable,), "retry_backoff": True, "max_re
 
 @shared_task(acks_late=True, **RETRY)
 def rescore_leads(lead_ids):
-    services.leads_rescore(lead_ids=lead_ids, only_flagged=True)
+    services.leads_rescore_requested(lead_ids=lead_ids)
     services.rescore_backlog()  # a worker that fell behind catches up in sets, not task by task
 
 

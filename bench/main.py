@@ -16,6 +16,7 @@ from . import datagen, env, report, scales, suite
 from .load import IngestPool
 from .metrics import TARGETS, Metric
 from .processes import Redis, Stack
+from .vacuum import stand_in_for_autovacuum
 
 ORDER = ("pages", "reports", "rescore", "ingest", "freshness")  # read-only first, data-changing last
 
@@ -159,7 +160,7 @@ def run_scale(
         ctx = suite.Context(scale, stack, redis, conn, token, run_id, kinds, IngestPool(leads, kinds, run_id))
         ctx.settle()
         for group in groups:
-            _stand_in_for_autovacuum(conn, notes)
+            stand_in_for_autovacuum(conn, notes)
             print(f"  · {group} …", flush=True)
             started = time.perf_counter()
             try:
@@ -188,32 +189,6 @@ def floors_cleanup(conn: psycopg.Connection) -> None:
     from .floors import drop_scratch
 
     drop_scratch(conn)
-
-
-HOT_TABLES = ("leads_lead", "leads_interaction", "scoring_rescorerequest", "handoff_handoff")
-
-
-def _stand_in_for_autovacuum(conn, notes: list[str]) -> None:
-    """This machine's PostgreSQL runs with autovacuum off (a setting of the machine, not the app).
-    Without it every rescore run leaves a million dead lead rows and clears the visibility map, so
-    each metric would pay for the previous one's garbage. A deployment vacuums automatically; here
-    the harness runs VACUUM ANALYZE on the app's busiest tables before each group, and says so."""
-    if conn.execute("SHOW autovacuum").fetchone()[0] == "on":
-        conn.rollback()
-        return
-    conn.rollback()
-    started = time.perf_counter()
-    autocommit = conn.autocommit
-    conn.autocommit = True
-    try:
-        for table in HOT_TABLES:
-            conn.execute(f"VACUUM ANALYZE {table}")
-    finally:
-        conn.autocommit = autocommit
-    note = "autovacuum is off on this server: VACUUM ANALYZE of the busiest tables before each group stands in for it"
-    if note not in notes:
-        notes.append(note)
-    print(f"  · VACUUM ANALYZE (autovacuum is off here): {time.perf_counter() - started:.1f} s", flush=True)
 
 
 # --- growth ---------------------------------------------------------------------------------------------

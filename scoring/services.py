@@ -16,6 +16,7 @@ Concurrency rules (PostgreSQL; SQLite serialises writers anyway):
 """
 
 import logging
+import math
 import threading
 from collections import deque
 import time
@@ -27,7 +28,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, F, JSONField, Value, When
+from django.db.models import Case, Count, F, JSONField, Max, Min, Value, When
 from django.utils import timezone
 
 from handoff.services import PROMOTABLE, TransitionConflict, lead_promote_to_mql, leads_promote_to_mql
@@ -499,17 +500,23 @@ def rescore_run_execute(*, run_id: int) -> RescoreRun:
 
 
 class _Chunks:
-    """The run's leads cut into spans of `size` leads, handed to any number of threads in id order.
+    """The run's leads in spans of about `size` leads, handed to any number of threads in id order.
     Stops them all when one finds the model replaced or fails.
 
-    The spans are cut once, in one statement, when the run starts (cutting each on demand cost a
-    query per chunk, and the threads queued for it). A lead created later is not in them: its own
-    rescore request scores it under the active model."""
+    Spans are cut by id, from the candidates' first and last id and count (one aggregate when the
+    run starts): numbering every id to cut exact spans cost 0.4-1.4 s at a million leads, and each
+    chunk counts its own leads anyway. A lead created later is not in them: its own rescore
+    request scores it under the active model."""
 
     def __init__(self, candidates, size: int):
         self.candidates, self.stopped = candidates, False
-        self.spans = deque(_spans(candidates, size))
-        self.total = sum(span.n for span in self.spans)
+        cut = candidates.aggregate(lo=Min("pk"), hi=Max("pk"), n=Count("pk"))
+        self.total, self.spans = cut["n"], deque()
+        if self.total:
+            width = max(1, math.ceil(size * (cut["hi"] - cut["lo"] + 1) / self.total))
+            self.spans.extend(
+                bulk.Span(lo, min(lo + width - 1, cut["hi"])) for lo in range(cut["lo"], cut["hi"] + 1, width)
+            )
         self.lock = threading.Lock()
 
     def next(self) -> bulk.Span | None:
@@ -518,19 +525,6 @@ class _Chunks:
 
     def stop(self) -> None:
         self.stopped = True
-
-
-def _spans(candidates, size: int) -> list[bulk.Span]:
-    """The candidates' ids in spans of `size` leads: (first id, last id, count) each."""
-    sql, params = candidates.order_by().values(span_id=F("pk")).query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT min(span_id), max(span_id), count(*) FROM "
-            "(SELECT span_id, (row_number() OVER (ORDER BY span_id) - 1) / %s AS b "
-            f"FROM ({sql}) c) s GROUP BY b ORDER BY b",
-            [size, *params],
-        )
-        return [bulk.Span(lo, hi, n) for lo, hi, n in cursor.fetchall()]
 
 
 def _in_own_connection(work) -> None:
@@ -564,14 +558,13 @@ def _run_chunks(run: RescoreRun, chunks: _Chunks, set_wise: bool) -> None:
             with transaction.atomic():
                 if run.scope == edit_scope.THRESHOLD:
                     # No score changes: promote the leads the new threshold lets through.
-                    qualifying = in_span.values_list("pk", "score", "score_breakdown")
-                    promoted = _promote_many(compiled, list(qualifying))
-                    skipped, step = [], RescoreOutcome(scored=span.n, promoted=promoted)
+                    qualifying = list(in_span.values_list("pk", "score", "score_breakdown"))
+                    promoted = _promote_many(compiled, qualifying)
+                    skipped, step = [], RescoreOutcome(scored=len(qualifying), promoted=promoted)
                 elif set_wise:
-                    changed, promoted, skipped = chunk_step(
-                        compiled, span, None, promote=partial(_promote_many, compiled)
-                    )
-                    step = RescoreOutcome(scored=span.n, changed=changed, promoted=promoted)
+                    result = chunk_step(compiled, span, None, promote=partial(_promote_many, compiled))
+                    skipped = result.skipped
+                    step = RescoreOutcome(scored=result.leads, changed=result.changed, promoted=result.promoted)
                 else:
                     leads = _locked(in_span.values_list("pk", flat=True), skip_locked=False)
                     pending = rescore_requests.take([lead.pk for lead in leads])
@@ -582,7 +575,7 @@ def _run_chunks(run: RescoreRun, chunks: _Chunks, set_wise: bool) -> None:
                 leads_request_rescore(lead_ids=skipped)
             RescoreRun.objects.filter(pk=run.pk).update(
                 heartbeat_at=timezone.now(),
-                done=F("done") + span.n, changed=F("changed") + step.changed,
+                done=F("done") + step.scored, changed=F("changed") + step.changed,
                 promoted=F("promoted") + step.promoted,
             )
     except BaseException:

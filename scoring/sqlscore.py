@@ -351,7 +351,7 @@ def _property_condition(cond: dict, q: _Params) -> tuple[str, str]:
 
 def _build(
     spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _Params, *, refit: bool = False,
-    whole_range: bool = False, only_for: list[engine.FitRuleSpec] | None = None,
+    whole_range: bool = False,
 ) -> str:
     """Two CTEs, `beh` and `res`: one row of `res` per lead in %(ids)s with its new score,
     fit_score, engagement_score, breakdown (jsonb), engagement total `eng_t` and its bound `err`,
@@ -364,9 +364,7 @@ def _build(
     refit: the behaviour rules are those the lead's stored engagement total and breakdown were
     computed with (%(basis)s, checked per lead): only fit is computed again, and engagement comes
     from the stored total and breakdown, so no interaction is read (`res` only; `python` also marks
-    leads stored under other behaviour rules, for a full rescore). With `only_for` (the fit rules an
-    edit changed, old and new versions), only the leads one of them matches, and those already
-    qualifying in a promotable stage, are in `res`: the others' scores cannot change.
+    leads stored under other behaviour rules, for a full rescore).
 
     `res` is a chain of subqueries, each computing what the next needs once: `OFFSET 0` keeps
     PostgreSQL from merging them (which would evaluate shared expressions again at each use)."""
@@ -407,14 +405,11 @@ def _build(
     )
 
     # a: the leads, their stored scores, and each field fit rules use, normalised once.
-    field_cols, sigma_flags = _field_columns([*spec.fit_rules, *(only_for or ())], q)
+    field_cols, sigma_flags = _field_columns(spec.fit_rules, q)
     in_chunk = "l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint " + (
         "" if whole_range else "AND l.id = ANY(%(ids)s::bigint[]) "
     )
     threshold = q(float(spec.mql_threshold), "float8")
-    source = f"{lead_table} l"
-    if refit and only_for is not None:
-        source = f"({_changed_leads(spec, only_for, in_chunk, lead_table, threshold, q)}) l"
     kept = "id, stage, stage_changed_at, scored_at, old_score, old_fit, old_eng, old_breakdown, old_basis"
     a = (
         "SELECT l.id, l.stage, l.stage_changed_at, l.scored_at, l.score AS old_score, "
@@ -423,7 +418,7 @@ def _build(
         f"({' OR '.join(sigma_flags) or 'false'}) AS lead_unknown"
         + "".join(", " + c for c in field_cols)
         # The range lets PostgreSQL read just the chunk's part of the primary key, not the table.
-        + f" FROM {source} WHERE {in_chunk}OFFSET 0"
+        + f" FROM {lead_table} l WHERE {in_chunk}OFFSET 0"
     )
 
     # b: each rule's contribution as the engine has it before rounding (fit: points or 0;
@@ -560,21 +555,6 @@ def _refit_levels(
         f"+ 1e-250 AS err FROM ({b}) b OFFSET 0"
     )
     return b, c
-
-
-def _changed_leads(spec, only_for, in_chunk: str, lead_table: str, threshold: str, q: _Params) -> str:
-    """The chunk's leads a refit must look at: those one of the changed fit rules (old or new
-    version) matches, and those already qualifying in a promotable stage; the others keep their
-    score. Only the changed rules' fields are normalised for this test. Leads with "Σ" in one of
-    them stay in (Python lower-cases it by context; the refit hands them to the engine)."""
-    cols, sigmas = _field_columns(only_for, q)
-    matched = [f"coalesce({_fit_condition(rule, q, 'f')}, false)" for rule in only_for]
-    min_fit = "" if spec.mql_min_fit is None else f" AND l.fit_score >= {q(float(spec.mql_min_fit), 'float8')}"
-    return (
-        f"SELECT l.* FROM {lead_table} l CROSS JOIN LATERAL (SELECT {', '.join(cols) or '1 AS nothing'}) f "
-        f"WHERE {in_chunk}AND ({' OR '.join([*sigmas, *matched]) or 'false'} "
-        f"OR (l.stage IN ('lead', 'recycled') AND l.score >= {threshold}{min_fit})) OFFSET 0"
-    )
 
 
 def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params, stored: str | None = None) -> str:
@@ -744,7 +724,7 @@ def rescore(
 
 def refit(
     spec: engine.ModelSpec, kind_ids: dict[str, int], lead_ids: list[int], *, basis: int, whole_range: bool = False,
-    changed_fit_rules: list[engine.FitRuleSpec] | None = None, positive_kinds: Iterable[int] = (),
+    positive_kinds: Iterable[int] = (),
 ) -> Outcome:
     """After an edit of fit rules alone: score the leads `lead_ids` (locked by the caller) with the
     new fit rules and the engagement they were last scored with, reading no interaction, and write
@@ -752,35 +732,54 @@ def refit(
     is still the one of the data read then, under the edited model.
 
     `python`: leads this cannot do (engagement stored under other behaviour rules than `basis`, or
-    too close to a rounding boundary): rescore them in full. With `changed_fit_rules` (old and new
-    versions of the rules the edit changed) only the leads they match are looked at."""
+    too close to a rounding boundary): rescore them in full. (`lock_refit_candidates` picks the leads an
+    edit can change.)"""
     reason = unsupported(spec)
     if reason:
         raise Unsupported(reason)
     if not lead_ids:
         return Outcome(0, [], [])
     q = _Params()
-    res = _build(
-        spec, kind_ids, datetime.now(UTC), q, refit=True, whole_range=whole_range, only_for=changed_fit_rules
-    )
+    res = _build(spec, kind_ids, datetime.now(UTC), q, refit=True, whole_range=whole_range)
     _params(q, lead_ids, min(lead_ids), max(lead_ids))
     q["basis"] = basis
     q["positive"] = sorted(positive_kinds)
     return _write(res, q, "", "res.differs")
 
 
-def refit_candidates(spec: engine.ModelSpec, changed_fit_rules: list[engine.FitRuleSpec], lo: int, hi: int) -> list[int]:
-    """The leads with ids in [lo, hi] a refit after changing `changed_fit_rules` must look at (see
-    `_changed_leads`), unlocked: the caller locks them, and `refit` tests them again."""
+def lock_refit_candidates(
+    spec: engine.ModelSpec, changed_fit_rules: list[engine.FitRuleSpec], lo: int, hi: int
+) -> tuple[list[int], list[int], int]:
+    """Lock, in one statement, the leads with ids in [lo, hi] a refit after an edit of
+    `changed_fit_rules` (old and new versions) must look at, skipping those another rescore holds
+    (as bulk.lock does): (locked, skipped, how many leads [lo, hi] holds).
+
+    Those are the leads one of the changed rules matches, and those already qualifying in a
+    promotable stage; no other lead's score can change. Only the changed rules' fields are
+    normalised for this test. Leads with "Σ" in one of them are in (Python lower-cases it by
+    context; the refit hands them to the engine)."""
     q = _Params()
-    picked = _changed_leads(
-        spec, changed_fit_rules, "l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint ", Lead._meta.db_table,
-        q(float(spec.mql_threshold), "float8"), q,
+    table = Lead._meta.db_table
+    cols, sigmas = _field_columns(changed_fit_rules, q)
+    matched = [f"coalesce({_fit_condition(rule, q, 'f')}, false)" for rule in changed_fit_rules]
+    min_fit = "" if spec.mql_min_fit is None else f" AND l.fit_score >= {q(float(spec.mql_min_fit), 'float8')}"
+    qualifying = f"l.stage IN ('lead', 'recycled') AND l.score >= {q(float(spec.mql_threshold), 'float8')}{min_fit}"
+    in_range = "BETWEEN %(lo)s::bigint AND %(hi)s::bigint"
+    sql = (
+        f"WITH picked AS MATERIALIZED (SELECT l.id FROM {table} l "
+        f"CROSS JOIN LATERAL (SELECT {', '.join(cols) or '1 AS nothing'}) f "
+        f"WHERE l.id {in_range} AND ({' OR '.join([*sigmas, *matched, qualifying])})), "
+        f"locked AS MATERIALIZED (SELECT id FROM {table} WHERE id {in_range} AND id IN (SELECT id FROM picked) "
+        "ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) "
+        "SELECT array(SELECT id FROM locked ORDER BY id), "
+        "array(SELECT id FROM picked EXCEPT SELECT id FROM locked ORDER BY 1), "
+        f"(SELECT count(*) FROM {table} WHERE id {in_range})"
     )
     q["lo"], q["hi"] = lo, hi
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id FROM ({picked}) l ORDER BY id", q)
-        return [row[0] for row in cursor.fetchall()]
+        cursor.execute(sql, q)
+        locked, skipped, count = cursor.fetchone()
+    return list(locked), list(skipped), count
 
 
 def _write(ctes: str, q: _Params, also_set: str, when: str) -> Outcome:

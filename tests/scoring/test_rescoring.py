@@ -717,15 +717,15 @@ def test_a_chunk_skips_the_leads_another_rescore_holds_and_names_them(model):
     try:
         assert holding.wait(10)
         with transaction.atomic():
-            _, _, refit_skipped = bulk.refit_chunk(edited, span, None, promote=lambda q: 0, changed_fit_rules=changed)
+            refit = bulk.refit_chunk(edited, span, None, promote=lambda q: 0, changed_fit_rules=changed)
         refitted = Lead.objects.get(pk=free_vp.pk).score
         with transaction.atomic():
-            _, _, rescore_skipped = bulk.rescore_chunk(compiled, span, None, promote=lambda q: 0)
+            rescore = bulk.rescore_chunk(compiled, span, None, promote=lambda q: 0)
     finally:
         release.set()
         thread.join()
-    assert refit_skipped == [held_vp.pk]  # the analyst's score cannot change: not even locked
-    assert rescore_skipped == [held_vp.pk, held_analyst.pk]
+    assert (refit.skipped, refit.leads) == ([held_vp.pk], 3)  # the analyst's score cannot change: not even locked
+    assert (rescore.skipped, rescore.leads) == ([held_vp.pk, held_analyst.pk], 3)
     assert (refitted, Lead.objects.get(pk=free_vp.pk).score) == (25, 20)  # edited, then the model's own rule again
 
 

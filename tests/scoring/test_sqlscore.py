@@ -687,14 +687,13 @@ def test_a_second_run_over_unchanged_data_changes_and_writes_nothing(kind_ids):
         fake_compiled(spec, kind_ids),
         list(Lead.objects.order_by("pk").values_list("pk", flat=True)),
     )
-    changed, _, skipped = bulk.rescore_chunk(compiled, bulk.Span.of(ids), now, promote=lambda q: 0)
-    assert skipped == [] and changed == sum(1 for s in stored(ids).values() if s != (0, 0, 0, []))
+    result = bulk.rescore_chunk(compiled, bulk.Span.of(ids), now, promote=lambda q: 0)
+    assert result.skipped == [] and result.leads == len(ids) and result.changed == sum(1 for s in stored(ids).values() if s != (0, 0, 0, []))
     assert_stored_equals_engine(spec, now)
     first = dict(Lead.objects.values_list("pk", "scored_at"))
     assert None not in first.values()  # never-scored leads are written even when their score is 0
 
-    changed, _, _ = bulk.rescore_chunk(compiled, bulk.Span.of(ids), now, promote=lambda q: 0)
-    assert changed == 0
+    assert bulk.rescore_chunk(compiled, bulk.Span.of(ids), now, promote=lambda q: 0).changed == 0
     assert dict(Lead.objects.values_list("pk", "scored_at")) == first  # nothing written
 
 
@@ -709,7 +708,7 @@ def test_a_lead_with_a_pending_request_is_written_even_if_unchanged(kind_ids):
     bulk.rescore_chunk(compiled, bulk.Span.of([quiet.pk, asked.pk]), now, promote=lambda q: 0)
     before = dict(Lead.objects.values_list("pk", "scored_at"))
     rescore_requests.add([asked.pk], timezone.now())
-    changed, _, _ = bulk.rescore_chunk(compiled, bulk.Span.of([quiet.pk, asked.pk]), now, promote=lambda q: 0)
+    changed = bulk.rescore_chunk(compiled, bulk.Span.of([quiet.pk, asked.pk]), now, promote=lambda q: 0).changed
     after = dict(Lead.objects.values_list("pk", "scored_at"))
     assert changed == 0 and after[quiet.pk] == before[quiet.pk] and after[asked.pk] > before[asked.pk]
     assert not RescoreRequest.objects.exists()
@@ -833,11 +832,11 @@ def test_a_refit_reads_no_interaction_and_rescores_in_full_what_it_cannot_refit(
     # Interactions that no rescore has seen yet: a refit must not count them; a full rescore does.
     for lead in (kept, other_rules, never):
         add(lead, kind_ids, "demo_request", ago=timedelta(hours=1), now=now)
-    changed, _, skipped = bulk.refit_chunk(
+    result = bulk.refit_chunk(
         fake_compiled(after, kind_ids), bulk.Span.of([kept.pk, other_rules.pk, never.pk]), now, promote=lambda q: 0
     )
     got = {lead.pk: lead for lead in Lead.objects.all()}
-    assert (changed, skipped) == (3, [])
+    assert (result.changed, result.skipped, result.leads) == (3, [], 3)
     assert (got[kept.pk].score, got[kept.pk].scored_at) == (65, scored[kept.pk])  # 25 + one demo
     assert got[other_rules.pk].score == got[never.pk].score == 105  # 25 + both demos, read now
     assert got[never.pk].engagement_basis == got[other_rules.pk].engagement_basis == engine.behavior_basis(after)

@@ -147,17 +147,18 @@ def refit_chunk(
     are rescored in full."""
     if sqlscore.unsupported(compiled.spec):
         return _rescore_chunk_with_engine(compiled, span, now, promote)
+    kind_ids = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
+    positive = _positive_kind_ids(compiled)
     if changed_fit_rules is None:
         locked, skipped = _lock_span(span)
-        leads, whole_range = len(locked) + len(skipped), not skipped
-    else:
-        locked, skipped, leads = sqlscore.lock_refit_candidates(compiled.spec, changed_fit_rules, span.lo, span.hi)
-        whole_range = False
-    kind_ids = {slug: kind_id for kind_id, slug in compiled.kind_slugs.items()}
-    outcome = sqlscore.refit(
-        compiled.spec, kind_ids, locked, basis=compiled.basis, whole_range=whole_range,
-        positive_kinds=_positive_kind_ids(compiled),
-    )
+        leads = len(locked) + len(skipped)
+        outcome = sqlscore.refit(
+            compiled.spec, kind_ids, locked, basis=compiled.basis, whole_range=not skipped, positive_kinds=positive
+        )
+    else:  # pick, lock and refit in one statement: only the leads the edit can change
+        outcome, skipped, leads = sqlscore.refit_changed(
+            compiled.spec, kind_ids, span.lo, span.hi, changed_fit_rules, basis=compiled.basis, positive_kinds=positive
+        )
     changed, qualifying = outcome.changed, list(outcome.qualifying)
     if outcome.python:
         more, also = rescore_locked(compiled, outcome.python, now)

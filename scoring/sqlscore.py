@@ -351,7 +351,7 @@ def _property_condition(cond: dict, q: _Params) -> tuple[str, str]:
 
 def _build(
     spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _Params, *, refit: bool = False,
-    whole_range: bool = False,
+    whole_range: bool = False, pick: list[engine.FitRuleSpec] | None = None,
 ) -> str:
     """Two CTEs, `beh` and `res`: one row of `res` per lead in %(ids)s with its new score,
     fit_score, engagement_score, breakdown (jsonb), engagement total `eng_t` and its bound `err`,
@@ -364,7 +364,10 @@ def _build(
     refit: the behaviour rules are those the lead's stored engagement total and breakdown were
     computed with (%(basis)s, checked per lead): only fit is computed again, and engagement comes
     from the stored total and breakdown, so no interaction is read (`res` only; `python` also marks
-    leads stored under other behaviour rules, for a full rescore).
+    leads stored under other behaviour rules, for a full rescore). With `pick` (the fit rules an
+    edit changed, old and new versions), a refit starts with CTE `picked`: the leads with ids in
+    [%(lo)s, %(hi)s] whose score the edit can change (`_picked`); `res` holds those of them it could
+    lock (SKIP LOCKED; locking in the statement returns each row's latest version).
 
     `res` is a chain of subqueries, each computing what the next needs once: `OFFSET 0` keeps
     PostgreSQL from merging them (which would evaluate shared expressions again at each use)."""
@@ -410,6 +413,12 @@ def _build(
         "" if whole_range else "AND l.id = ANY(%(ids)s::bigint[]) "
     )
     threshold = q(float(spec.mql_threshold), "float8")
+    source = f"{lead_table} l"
+    if pick is not None:
+        source = (
+            f"(SELECT * FROM {lead_table} WHERE id BETWEEN %(lo)s::bigint AND %(hi)s::bigint "
+            "AND id IN (SELECT id FROM picked WHERE wanted) FOR NO KEY UPDATE SKIP LOCKED) l"
+        )
     kept = "id, stage, stage_changed_at, scored_at, old_score, old_fit, old_eng, old_breakdown, old_basis"
     a = (
         "SELECT l.id, l.stage, l.stage_changed_at, l.scored_at, l.score AS old_score, "
@@ -418,7 +427,7 @@ def _build(
         f"({' OR '.join(sigma_flags) or 'false'}) AS lead_unknown"
         + "".join(", " + c for c in field_cols)
         # The range lets PostgreSQL read just the chunk's part of the primary key, not the table.
-        + f" FROM {lead_table} l WHERE {in_chunk}OFFSET 0"
+        + f" FROM {source} WHERE {in_chunk}OFFSET 0"
     )
 
     # b: each rule's contribution as the engine has it before rounding (fit: points or 0;
@@ -523,7 +532,9 @@ def _build(
         "OR old_breakdown IS DISTINCT FROM new_breakdown) AS differs, "
         f"(new_score >= {threshold}{min_fit}) AS qualifies FROM ({d}) d)"
     )
-    return res if refit else f"{beh},\n{res}"
+    if refit:
+        return res if pick is None else f"{_picked(spec, pick, lead_table, q)},\n{res}"
+    return f"{beh},\n{res}"
 
 
 def _refit_levels(
@@ -732,8 +743,8 @@ def refit(
     is still the one of the data read then, under the edited model.
 
     `python`: leads this cannot do (engagement stored under other behaviour rules than `basis`, or
-    too close to a rounding boundary): rescore them in full. (`lock_refit_candidates` picks the leads an
-    edit can change.)"""
+    too close to a rounding boundary): rescore them in full. (`refit_changed` looks only at the
+    leads an edit can change.)"""
     reason = unsupported(spec)
     if reason:
         raise Unsupported(reason)
@@ -747,56 +758,62 @@ def refit(
     return _write(res, q, "", "res.differs")
 
 
-def lock_refit_candidates(
-    spec: engine.ModelSpec, changed_fit_rules: list[engine.FitRuleSpec], lo: int, hi: int
-) -> tuple[list[int], list[int], int]:
-    """Lock, in one statement, the leads with ids in [lo, hi] a refit after an edit of
-    `changed_fit_rules` (old and new versions) must look at, skipping those another rescore holds
-    (as bulk.lock does): (locked, skipped, how many leads [lo, hi] holds).
-
-    Those are the leads one of the changed rules matches, and those already qualifying in a
-    promotable stage; no other lead's score can change. Only the changed rules' fields are
-    normalised for this test. Leads with "Σ" in one of them are in (Python lower-cases it by
-    context; the refit hands them to the engine)."""
+def refit_changed(
+    spec: engine.ModelSpec, kind_ids: dict[str, int], lo: int, hi: int, changed_fit_rules: list[engine.FitRuleSpec],
+    *, basis: int, positive_kinds: Iterable[int] = (),
+) -> tuple[Outcome, list[int], int]:
+    """`refit` of the leads with ids in [lo, hi] whose score an edit of `changed_fit_rules` (old
+    and new versions) can change, picked and locked in the same statement (skipping those another
+    rescore holds, as bulk.lock does). Returns (outcome, the picked leads it skipped, how many
+    leads [lo, hi] holds). Leads in `outcome.python` are locked: rescore them in full."""
+    reason = unsupported(spec)
+    if reason:
+        raise Unsupported(reason)
     q = _Params()
-    table = Lead._meta.db_table
+    ctes = _build(spec, kind_ids, datetime.now(UTC), q, refit=True, whole_range=True, pick=changed_fit_rules)
+    q["lo"], q["hi"], q["basis"], q["positive"] = lo, hi, basis, sorted(positive_kinds)
+    extra = (
+        ", array(SELECT id FROM picked WHERE wanted EXCEPT SELECT id FROM res ORDER BY 1), "
+        "(SELECT count(*) FROM picked)"
+    )
+    outcome, (skipped, count) = _write(ctes, q, "", "res.differs", extra=extra)
+    return outcome, list(skipped), count
+
+
+def _picked(spec: engine.ModelSpec, changed_fit_rules: list[engine.FitRuleSpec], lead_table: str, q: _Params) -> str:
+    """CTE `picked`: each lead with id in [%(lo)s, %(hi)s], `wanted` if an edit of
+    `changed_fit_rules` can change its score — one of them (old or new version) matches it, or it
+    already qualifies in a promotable stage. Only the changed rules' fields are normalised for this
+    test. Leads with "Σ" in one of them are in (Python lower-cases it by context; the refit hands
+    them to the engine)."""
     cols, sigmas = _field_columns(changed_fit_rules, q)
     matched = [f"coalesce({_fit_condition(rule, q, 'f')}, false)" for rule in changed_fit_rules]
     min_fit = "" if spec.mql_min_fit is None else f" AND l.fit_score >= {q(float(spec.mql_min_fit), 'float8')}"
     qualifying = f"l.stage IN ('lead', 'recycled') AND l.score >= {q(float(spec.mql_threshold), 'float8')}{min_fit}"
-    in_range = "BETWEEN %(lo)s::bigint AND %(hi)s::bigint"
-    sql = (
-        f"WITH picked AS MATERIALIZED (SELECT l.id FROM {table} l "
-        f"CROSS JOIN LATERAL (SELECT {', '.join(cols) or '1 AS nothing'}) f "
-        f"WHERE l.id {in_range} AND ({' OR '.join([*sigmas, *matched, qualifying])})), "
-        f"locked AS MATERIALIZED (SELECT id FROM {table} WHERE id {in_range} AND id IN (SELECT id FROM picked) "
-        "ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) "
-        "SELECT array(SELECT id FROM locked ORDER BY id), "
-        "array(SELECT id FROM picked EXCEPT SELECT id FROM locked ORDER BY 1), "
-        f"(SELECT count(*) FROM {table} WHERE id {in_range})"
+    return (
+        f"picked AS MATERIALIZED (SELECT l.id, ({' OR '.join([*sigmas, *matched, qualifying])}) AS wanted "
+        f"FROM {lead_table} l CROSS JOIN LATERAL (SELECT {', '.join(cols) or '1 AS nothing'}) f "
+        "WHERE l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint)"
     )
-    q["lo"], q["hi"] = lo, hi
-    with connection.cursor() as cursor:
-        cursor.execute(sql, q)
-        locked, skipped, count = cursor.fetchone()
-    return list(locked), list(skipped), count
 
 
-def _write(ctes: str, q: _Params, also_set: str, when: str) -> Outcome:
+def _write(ctes: str, q: _Params, also_set: str, when: str, extra: str = ""):
     """Run `ctes` (ending in `res`), update the chunk's leads SQL vouches for where `when` holds —
-    score, fit, breakdown, and `also_set` — and return the Outcome."""
+    score, fit, breakdown, and `also_set` — and return the Outcome (with `extra`, more columns of
+    the result row: (Outcome, the values of `extra`))."""
     sql = (
         f"WITH {ctes},\n"
         f"upd AS (UPDATE {Lead._meta.db_table} l SET score = res.new_score, fit_score = res.new_fit, "
         f"score_breakdown = res.new_breakdown{', ' + also_set if also_set else ''} FROM res "
         "WHERE l.id = res.id AND l.id BETWEEN %(lo)s::bigint AND %(hi)s::bigint AND NOT res.python "
-        f"AND ({when}) RETURNING l.id)\n" + _OUTCOME
+        f"AND ({when}) RETURNING l.id)\n" + _OUTCOME + extra
     )
     with connection.cursor() as cursor:
         _settings(cursor)
         cursor.execute(sql, q)
-        _written, changed, python, qualifying = cursor.fetchone()
-    return Outcome(changed, list(python), [tuple(x) for x in _json(qualifying)])
+        _written, changed, python, qualifying, *more = cursor.fetchone()
+    outcome = Outcome(changed, list(python), [tuple(x) for x in _json(qualifying)])
+    return (outcome, more) if extra else outcome
 
 
 def _settings(cursor) -> None:

@@ -513,7 +513,9 @@ def _build(
         checks = [safe("fit_t"), safe("eng_t"), safe("score_t")]
         checks += [safe(f"c{j}") if j in decayed else f"abs(c{j}) < {SAFE_LIMIT}" for j in range(len(behavior))]
         stale = ""
-    c2 = f"SELECT c.* FROM ({c}) c OFFSET 0" if refit else (
+    if refit:
+        c2, refit_breakdown = _refit_breakdown(spec, behavior, c, q)
+    c2 = c2 if refit else (
         "SELECT c.*"
         + "".join(f", (abs(r{j}) * 100)::bigint AS h{j}, r{j}::text AS t{j}" for j in range(len(behavior)))
         + f" FROM ({c}) c OFFSET 0"
@@ -521,7 +523,7 @@ def _build(
     d = (
         f"SELECT {kept}, {rounded('score_t')} AS new_score, {rounded('fit_t')} AS new_fit, "
         f"{'old_eng' if refit else rounded('eng_t')} AS new_eng, eng_t, err, "
-        f"{_breakdown_sql(spec, behavior, q, stored='beh_members' if refit else None)} AS new_breakdown, "
+        f"{refit_breakdown if refit else _breakdown_sql(spec, behavior, q)} AS new_breakdown, "
         f"({stale}lead_unknown OR property_unknown OR NOT ({' AND '.join(checks)})) AS python "
         f"FROM ({c2}) c OFFSET 0"
     )
@@ -537,27 +539,26 @@ def _build(
     return f"{beh},\n{res}"
 
 
+BEHAVIOR_ENTRIES = '$[*] ? (@.type == "behavior")'
+
+
 def _refit_levels(
     spec, behavior, cols: list[str], kept: str, a: str, fit_names, fit_total: str, q: _Params
 ):
     """Levels b and c of `_build` for a refit: fit contributions as usual; the stored breakdown's
-    behaviour entries kept as they are, each under its key in the breakdown's order (`beh_members`,
-    see `_breakdown_sql`); the engagement total and its bound from the stored columns. The bound E:
-    the stored one, plus a rounding per fit term and total. An entry of a rule the model does not
-    have (`odd_entry`) leaves the lead to a full rescore."""
-    ranks = _tiebreak_ranks(spec, behavior)
-    by_id = {str(rule.id): ranks[("behavior", j)] for j, rule in enumerate(behavior)}
-    rank = f"({q(json.dumps(by_id), 'jsonb')} ->> (e->>'rule_id'))"
-    size = "(abs(round((e->>'points')::numeric, 2)) * 100)::bigint"
+    behaviour entries as they are, in their order (`beh_list`); the engagement total and its bound
+    from the stored columns. The bound E: the stored one, plus a rounding per fit term and total.
+    An entry of a behaviour rule the model does not have (`odd_entry`) leaves the lead to a full
+    rescore."""
+    known = " || ".join(f"@.rule_id == {_jsonpath_id(rule.id)}" for rule in behavior)
+    odd = '$[*] ? (@.type == "behavior"' + (f" && !({known}))" if known else ")")
+    listed = "CASE WHEN jsonb_typeof(a.old_breakdown) = 'array' THEN a.old_breakdown ELSE '[]'::jsonb END"
     b = (
         f"SELECT {', '.join('a.' + c for c in kept.split(', '))}, a.lead_unknown, false AS property_unknown, "
         "a.old_total, a.old_error, jsonb_typeof(a.old_breakdown) = 'array' AS is_list, "
-        f"{', '.join(cols) or '0 AS nothing'}, p.beh_members, p.odd_entry FROM ({a}) a LEFT JOIN LATERAL ("
-        f"SELECT coalesce(jsonb_object_agg((1000000000000000 - {size})::text || lpad({rank}, 6, '0'), e) "
-        f"FILTER (WHERE {rank} IS NOT NULL), '{{}}'::jsonb) AS beh_members, "
-        f"coalesce(bool_or({rank} IS NULL), false) AS odd_entry "
-        "FROM jsonb_array_elements(CASE WHEN jsonb_typeof(a.old_breakdown) = 'array' "
-        "THEN a.old_breakdown ELSE '[]'::jsonb END) e WHERE e->>'type' = 'behavior') p ON true OFFSET 0"
+        f"{', '.join(cols) or '0 AS nothing'}, "
+        f"jsonb_path_query_array({listed}, {q(BEHAVIOR_ENTRIES, 'jsonpath')}) AS beh_list, "
+        f"jsonb_path_exists({listed}, {q(odd, 'jsonpath')}) AS odd_entry FROM ({a}) a OFFSET 0"
     )
     magnitude = " + ".join(f"abs({x})" for x in fit_names) or "0"
     c = (
@@ -568,7 +569,42 @@ def _refit_levels(
     return b, c
 
 
-def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params, stored: str | None = None) -> str:
+def _refit_breakdown(spec: engine.ModelSpec, behavior, c: str, q: _Params) -> tuple[str, str]:
+    """A refit's new breakdown: the stored behaviour entries (`beh_list`, already in the engine's
+    order) with the lead's fit entries inserted where the engine's order puts them. Returns (the
+    levels over `c`, the column holding the breakdown).
+
+    The fit entries go in from the last to the first: each goes before the behaviour entries that
+    sort after it — found with one jsonpath filter over the lead's few entries (larger size, or the
+    same size and a rule earlier in the (label, type, id) order, computed here in Python). Far
+    cheaper per lead than taking the entries apart into rows and sorting them again."""
+    ranks = _tiebreak_ranks(spec, behavior)
+    fits = []
+    for k, rule in enumerate(spec.fit_rules):
+        points = engine.round_points(rule.points)
+        if points != 0:
+            fits.append((-abs(Decimal(repr(points))), ranks[("fit", k)], k, rule, points))
+    level, column = f"SELECT c.*, beh_list AS bd0 FROM ({c}) c OFFSET 0", "bd0"
+    for n, (neg_size, rank, k, rule, points) in enumerate(sorted(fits, reverse=True), start=1):
+        size = -neg_size
+        ahead = [_jsonpath_id(r.id) for j, r in enumerate(behavior) if ranks[("behavior", j)] < rank]
+        tie = " || ".join(f"@.rule_id == {i}" for i in ahead)
+        path = f"$[*] ? (@.points.abs() > {size}" + (f" || (@.points.abs() == {size} && ({tie}))" if tie else "") + ")"
+        entry = json.dumps({"rule_id": rule.id, "type": "fit", "label": rule.label, "points": points})
+        before = f"jsonb_array_length(jsonb_path_query_array(beh_list, {q(path, 'jsonpath')}))"
+        level = (
+            f"SELECT x.*, CASE WHEN f{k} <> 0 THEN jsonb_insert({column}, ARRAY[{before}::text], "
+            f"{q(entry, 'jsonb')}) ELSE {column} END AS bd{n} FROM ({level}) x OFFSET 0"
+        )
+        column = f"bd{n}"
+    return level, column
+
+
+def _jsonpath_id(rule_id) -> str:
+    return "null" if rule_id is None else str(int(rule_id))
+
+
+def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params) -> str:
     """The breakdown (jsonb) of a lead, as `engine._breakdown` builds it, from level c2 of `_build`
     (f{k}: fit contributions; h{j}, t{j}: each behaviour rule's |points| in hundredths and its
     points as text with 2 decimals, NULL when they round to 0.00): each rule whose points round to
@@ -579,9 +615,7 @@ def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params, stored: str | N
     sorts like the engine's order: 10^15 - |points| × 100, then the rule's place in the (label,
     type, id) order, all keys of one length. jsonb keeps an object's keys sorted (by length, then
     bytes), so `$.*` lists the entries in that order. Labels are never compared in SQL: their order
-    is Python's, computed here.
-
-    stored: a refit's behaviour entries, already keyed (a jsonb object): only fit entries are built."""
+    is Python's, computed here."""
     ranks = _tiebreak_ranks(spec, behavior)
 
     def entry(rule, kind: str, points: str) -> str:
@@ -597,7 +631,7 @@ def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params, stored: str | N
             size = 10**15 - int(abs(Decimal(repr(points))) * 100)
             member = f'"{size}{ranks[("fit", k)]:06d}": {entry(rule, "fit", repr(points))}'
             parts.append(f"CASE WHEN f{k} <> 0 THEN {q(member, 'text')} END")
-    for j, rule in enumerate(() if stored else behavior):
+    for j, rule in enumerate(behavior):
         # Python's json.dumps of the float: "20.0", "22.5", "0.07" (t{j} is "20.00", "22.50", ...).
         points = f"CASE WHEN right(t{j}, 1) = '0' THEN left(t{j}, -1) ELSE t{j} END"
         head, tail = entry(rule, "behavior", "\x00").split("\x00")
@@ -605,12 +639,9 @@ def _breakdown_sql(spec: engine.ModelSpec, behavior, q: _Params, stored: str | N
             f"CASE WHEN h{j} IS NOT NULL THEN '\"' || (1000000000000000 - h{j})::text || "
             f"'{ranks[('behavior', j)]:06d}\": ' || {q(head, 'text')} || {points} || {q(tail, 'text')} END"
         )
-    members = f"('{{' || concat_ws(', ', {', '.join(parts)}) || '}}')::jsonb" if parts else "'{}'::jsonb"
-    if stored:
-        return f"jsonb_path_query_array({stored} || {members}, '$.*')"
     if not parts:
         return "'[]'::jsonb"
-    return f"jsonb_path_query_array({members}, '$.*')"
+    return f"jsonb_path_query_array(('{{' || concat_ws(', ', {', '.join(parts)}) || '}}')::jsonb, '$.*')"
 
 
 def _age_days(now_sql: str, occurred_at: str) -> str:

@@ -813,6 +813,47 @@ def test_a_refit_stores_exactly_the_engine_result_under_the_edited_fit_rules(
         transaction.set_rollback(True)
 
 
+@pytest.mark.parametrize("only_changed", [True, False])
+def test_a_refit_puts_fit_entries_among_the_stored_behaviour_entries_in_the_engine_order(kind_ids, only_changed):
+    """A refit keeps the stored behaviour entries and inserts the fit entries where the engine's
+    order puts them: by size, and on a tie by label (Python's order), type, id — on both sides of
+    behaviour entries of the same size."""
+    from scoring import bulk
+
+    now = timezone.now()
+    lead = make_lead(1, job_title="VP", company_size=300)
+    labels = ["Zeta", "zeta", "Éclair", "eclair", "ábc", "abc", "Ω", "a b", "a", "Z", "é", "e\u0301"]
+    behavior = [
+        BehaviorRuleSpec(id=1, label="abc", kind="demo_request", points=5),
+        BehaviorRuleSpec(id=2, label="Éclair", kind="demo_request", points=-5),
+        BehaviorRuleSpec(id=3, label="Zeta", kind="demo_request", points=2.5, max_points=5),
+        BehaviorRuleSpec(id=4, label="big", kind="demo_request", points=1, half_life_days=1),
+        BehaviorRuleSpec(id=5, label="small", kind="demo_request", points=0.5),
+    ]
+    add(lead, kind_ids, "demo_request", ago=timedelta(hours=1), now=now)
+    add(lead, kind_ids, "demo_request", ago=timedelta(days=2), now=now)
+
+    def spec(points):
+        fit = [(label, "job_title", "contains", "vp", points) for label in labels]
+        fit += [("abc", "company_size", "gte", 100, points), ("abc", "company_size", "gte", 1, -points)]
+        fit += [("big one", "company_size", "gte", 1, 30)]
+        return fit_model(*fit, behavior=behavior)
+
+    before, after = spec(7), spec(5)
+    bulk.rescore_chunk(fake_compiled(before, kind_ids), bulk.Span.of([lead.pk]), now, promote=lambda q: 0)
+    changed = [FitRuleSpec(**rule) for rule in edit_scope.changed_fit_rules(before, after)]
+    result = bulk.refit_chunk(
+        fake_compiled(after, kind_ids), bulk.Span.of([lead.pk]), now, promote=lambda q: 0,
+        changed_fit_rules=changed if only_changed else None,
+    )
+    lead.refresh_from_db()
+    expected = engine_result(after, lead, now)
+    assert result.changed == 1 and lead.scored_at is not None
+    assert lead.score_breakdown == list(expected.breakdown)
+    fives = [(row["label"], row["type"]) for row in lead.score_breakdown if abs(row["points"]) == 5]
+    assert len(fives) == len(labels) + 3 and fives == sorted(fives)  # 14 fit, 1 behaviour
+
+
 def test_a_refit_reads_no_interaction_and_rescores_in_full_what_it_cannot_refit(kind_ids):
     """A lead whose stored engagement was computed under other behaviour rules (or never) is
     rescored in full from its interactions; the others keep their scored_at."""

@@ -196,10 +196,10 @@ class Interaction(models.Model):
     class Meta:
         ordering = ["-occurred_at"]
         indexes = [
-            # Rescoring one lead and the lead timeline: a lead's interactions by time.
+            # Rescoring (one lead, a set, a range of ids) and the lead timeline: a lead's
+            # interactions by time. Every query reads interactions by lead, so this is the only
+            # secondary index besides external_id's: each one costs every insert (docs/decisions.md).
             models.Index(fields=["lead", "occurred_at"], name="interaction_lead_time_idx"),
-            # Bulk rescoring of one behaviour rule: interactions of a kind.
-            models.Index(fields=["kind", "occurred_at"], name="interaction_kind_time_idx"),
         ]
 
     def __str__(self):

@@ -376,9 +376,14 @@ def _build(
     behavior = [rule for rule in spec.behavior_rules if rule.kind in kind_ids]
     decayed = [j for j, rule in enumerate(behavior) if rule.half_life_days is not None]
 
-    # beh: per lead, per behaviour rule, the matching interactions' count or decayed sum.
+    # beh: per lead, per behaviour rule, the matching interactions' count or decayed sum. Rules
+    # with a property condition are summed apart (behp), over their kinds' rows only: beh then
+    # reads nothing but lead, kind and time, all in the (lead, kind, occurred_at) index, so
+    # PostgreSQL answers it from the index alone instead of a heap row per interaction.
     aggregates = ["count(*) AS n_all", "min(i.occurred_at) AS oldest"]
+    property_aggregates = []
     for j, rule in enumerate(behavior):
+        into = property_aggregates if rule.property else aggregates
         base = [f"i.kind_id = {q(kind_ids[rule.kind], 'bigint')}"]
         if rule.within_days is not None:
             cutoff = now - timedelta(days=float(rule.within_days))  # the engine's own expression
@@ -387,24 +392,31 @@ def _build(
         if rule.property:
             prop_match, prop_unknown = _property_condition(rule.property, q)
             match.append(prop_match)
-            aggregates.append(f"bool_or({prop_unknown}) FILTER (WHERE {' AND '.join(base)}) AS u{j}")
+            into.append(f"bool_or({prop_unknown}) FILTER (WHERE {' AND '.join(base)}) AS u{j}")
         where = " AND ".join(match)
         if rule.half_life_days is None:
-            aggregates.append(f"count(*) FILTER (WHERE {where}) AS n{j}")
+            into.append(f"count(*) FILTER (WHERE {where}) AS n{j}")
         else:
             # engine.decayed_points: points * 0.5 ** (age_days / half_life). Beyond 1000
             # half-lives power() would underflow (an error in PostgreSQL): the term is < 1e-301
             # either way, far inside the error bound.
             y = f"({_age_days(now_sql, 'i.occurred_at')} / {q(float(rule.half_life_days), 'float8')})"
             term = f"{q(float(rule.points), 'float8')} * power(0.5::float8, least({y}, 1000::float8))"
-            aggregates.append(f"sum({term}) FILTER (WHERE {where}) AS s{j}")
-    kinds = sorted({kind_ids[rule.kind] for rule in behavior}) or [-1]
-    beh = None if refit else (
-        f"beh AS (SELECT i.lead_id, {', '.join(aggregates)} FROM {interaction_table} i "
-        "WHERE i.lead_id BETWEEN %(lo)s::bigint AND %(hi)s::bigint "
-        # Scattered ids (a backlog drain's set): read only their interactions, not the whole range's.
-        + ("" if whole_range else "AND i.lead_id = ANY(%(ids)s::bigint[]) ")
-        + f"AND i.kind_id = ANY({q(kinds, 'bigint[]')}) AND i.occurred_at <= {now_sql} GROUP BY i.lead_id)"
+            into.append(f"sum({term}) FILTER (WHERE {where}) AS s{j}")
+
+    def summed(name: str, columns: list[str], rules) -> str:
+        kinds = sorted({kind_ids[rule.kind] for rule in rules}) or [-1]
+        return (
+            f"{name} AS (SELECT i.lead_id, {', '.join(columns)} FROM {interaction_table} i "
+            "WHERE i.lead_id BETWEEN %(lo)s::bigint AND %(hi)s::bigint "
+            # Scattered ids (a backlog drain's set): read only their interactions, not the range's.
+            + ("" if whole_range else "AND i.lead_id = ANY(%(ids)s::bigint[]) ")
+            + f"AND i.kind_id = ANY({q(kinds, 'bigint[]')}) AND i.occurred_at <= {now_sql} GROUP BY i.lead_id)"
+        )
+
+    with_property = [rule for rule in behavior if rule.property]
+    beh = None if refit else summed("beh", aggregates, behavior) + (
+        ",\n" + summed("behp", property_aggregates, with_property) if with_property else ""
     )
 
     # a: the leads, their stored scores, and each field fit rules use, normalised once.
@@ -452,10 +464,11 @@ def _build(
     else:
         errors, unknowns = [], []
         for j, rule in enumerate(behavior):
+            src = "behp" if rule.property else "beh"
             if rule.half_life_days is None:
-                s = f"(coalesce(beh.n{j}, 0)::float8 * {q(float(rule.points), 'float8')})"
+                s = f"(coalesce({src}.n{j}, 0)::float8 * {q(float(rule.points), 'float8')})"
             else:
-                s = f"coalesce(beh.s{j}, 0::float8)"
+                s = f"coalesce({src}.s{j}, 0::float8)"
                 half_life = q(float(rule.half_life_days), "float8")
                 y_max = f"coalesce({_age_days(now_sql, 'beh.oldest')} / {half_life}, 0)"
                 errors.append(f"abs({s}) * (coalesce(beh.n_all, 0) + 16 + 2 * {y_max})")
@@ -464,12 +477,14 @@ def _build(
             else:  # engine._capped: the cap bounds the size, so a negative rule bottoms out at -max
                 cols.append(f"sign({s}) * least(abs({s}), {q(float(rule.max_points), 'float8')}) AS c{j}")
             if rule.property:
-                unknowns.append(f"coalesce(beh.u{j}, false)")
+                unknowns.append(f"coalesce(behp.u{j}, false)")
         b = (
             f"SELECT {', '.join('a.' + c for c in kept.split(', '))}, a.lead_unknown, "
             f"({' OR '.join(unknowns) or 'false'}) AS property_unknown, "
             f"({' + '.join(errors) or '0'}) * {TWO_TO_MINUS_50} AS err_sums, {', '.join(cols) or '0 AS nothing'} "
-            f"FROM ({a}) a LEFT JOIN beh ON beh.lead_id = a.id OFFSET 0"
+            f"FROM ({a}) a LEFT JOIN beh ON beh.lead_id = a.id "
+            + ("LEFT JOIN behp ON behp.lead_id = a.id " if with_property else "")
+            + "OFFSET 0"
         )
 
         # c: totals (fit + engagement, as engine.assemble adds them), the whole bound E, and each

@@ -106,8 +106,8 @@ def test_lead_pages_keep_room_for_score_rewrites_on_postgresql():
 
 def test_interactions_carry_only_the_indexes_ingest_and_rescoring_use():
     """PostgreSQL: every stored interaction writes each index, so there are three: the primary key,
-    the unique external_id that makes a repeated event count once, and (lead, occurred_at) that
-    every rescore reads by. The external_id LIKE index Django would add and the old (kind,
+    the unique external_id that makes a repeated event count once, and (lead, kind, occurred_at)
+    that every rescore reads by (from the index alone, for rules without property conditions). The external_id LIKE index Django would add and the old (kind,
     occurred_at) index are gone (nothing queries them)."""
     if connection.vendor != "postgresql":
         pytest.skip("a PostgreSQL index")
@@ -116,5 +116,5 @@ def test_interactions_carry_only_the_indexes_ingest_and_rescoring_use():
         definitions = [row[0] for row in cursor.fetchall()]
     assert not [d for d in definitions if "varchar_pattern_ops" in d]
     assert [d for d in definitions if "UNIQUE" in d and "(external_id)" in d]
-    assert [d for d in definitions if "(lead_id, occurred_at)" in d]
+    assert [d for d in definitions if "(lead_id, kind_id, occurred_at)" in d]
     assert len(definitions) == 3, definitions

@@ -9,8 +9,10 @@ Concurrency rules (PostgreSQL; SQLite serialises writers anyway):
   a request is only removed by a rescore that read what it stands for), and it writes only if no
   rescore that read newer data wrote first (`scored_at` is when the data was read); otherwise it
   leaves its requests and goes again.
-- Bulk runs lock a chunk (SKIP LOCKED), note the time, take the chunk's requests, then read; a
-  backlog drain does the same with the set of leads whose requests it claimed (PostgreSQL).
+- Bulk runs lock a chunk (SKIP LOCKED), take the chunk's requests, note the time, then read; a
+  backlog drain does the same with the set of leads whose requests it claimed, and so does a rescore
+  task with its own leads (PostgreSQL; `leads_rescore_requested`). Whatever path, a rescore scores
+  as of a moment after it read the requests, so the interactions they stand for count.
 - The periodic sweep rescores any lead whose request is older than a grace period: no interaction
   is ever left unscored, even if its task was lost.
 """

@@ -1,10 +1,14 @@
 """Small builders for scoring tests (the factories module has the full set)."""
 
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
+
+from django.db import connection, transaction
 
 from django.utils import timezone
 
-from leads.models import Interaction, InteractionKind
+from leads.models import Interaction, InteractionKind, Lead
 from scoring.models import BehaviorRule, FitRule, RescoreRequest, ScoringModel
 
 
@@ -37,3 +41,28 @@ def flag(lead, *, at=None):
 
 def rescore_pending(lead) -> bool:
     return RescoreRequest.objects.filter(lead_id=lead.pk).exists()
+
+
+@contextmanager
+def leads_locked_elsewhere(lead_ids, *, at_most: float = 10.0):
+    """Another connection holds these leads' row locks, as a rescore writing them does, until the
+    block ends or `at_most` seconds have passed (PostgreSQL; transactional tests)."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                list(Lead.objects.filter(pk__in=list(lead_ids)).select_for_update(no_key=True))
+                holding.set()
+                release.wait(at_most)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert holding.wait(10), "the other connection did not get the locks"
+        yield
+    finally:
+        release.set()
+        thread.join()

@@ -1,7 +1,6 @@
 """Rescoring through the services: one lead, bursts, the sweep, bulk runs, decay, publishing."""
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -14,7 +13,7 @@ from leads.models import Lead
 from scoring import engine, services, tasks
 from scoring.models import RescoreRun, ScoringModel
 from tests.leads.factories import LeadFactory
-from tests.scoring.builders import flag, interact, make_model, rescore_pending
+from tests.scoring.builders import flag, interact, leads_locked_elsewhere, make_model, rescore_pending
 
 pytestmark = pytest.mark.django_db
 
@@ -701,29 +700,12 @@ def test_a_chunk_skips_the_leads_another_rescore_holds_and_names_them(model):
     )
     edited = dataclasses.replace(compiled, spec=after)
     changed = [engine.FitRuleSpec(**rule) for rule in edit_scope.changed_fit_rules(before, after)]
-    holding, release = threading.Event(), threading.Event()
-
-    def another_rescore():
-        try:
-            with transaction.atomic():
-                list(Lead.objects.filter(pk__in=[held_vp.pk, held_analyst.pk]).select_for_update(no_key=True))
-                holding.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=another_rescore)
-    thread.start()
-    try:
-        assert holding.wait(10)
+    with leads_locked_elsewhere([held_vp.pk, held_analyst.pk]):
         with transaction.atomic():
             refit = bulk.refit_chunk(edited, span, None, promote=lambda q: 0, changed_fit_rules=changed)
         refitted = Lead.objects.get(pk=free_vp.pk).score
         with transaction.atomic():
             rescore = bulk.rescore_chunk(compiled, span, None, promote=lambda q: 0)
-    finally:
-        release.set()
-        thread.join()
     assert (refit.skipped, refit.leads) == ([held_vp.pk], 3)  # the analyst's score cannot change: not even locked
     assert (rescore.skipped, rescore.leads) == ([held_vp.pk, held_analyst.pk], 3)
     assert (refitted, Lead.objects.get(pk=free_vp.pk).score) == (25, 20)  # edited, then the model's own rule again
@@ -763,24 +745,8 @@ def test_a_rescore_task_waits_for_a_lead_another_rescore_holds_instead_of_leavin
     for lead in (held, free):
         interact(lead, "demo_request")
         flag(lead)
-    holding = threading.Event()
-
-    def another_rescore():
-        try:
-            with transaction.atomic():
-                list(Lead.objects.filter(pk=held.pk).select_for_update(no_key=True))
-                holding.set()
-                time.sleep(0.5)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=another_rescore)
-    thread.start()
-    try:
-        assert holding.wait(10)
+    with leads_locked_elsewhere([held.pk], at_most=0.5):  # released while the task waits for it
         outcome = services.leads_rescore_requested(lead_ids=[held.pk, free.pk])
-    finally:
-        thread.join()
     assert outcome.skipped >= 1  # the set-wise pass could not take it
     assert [Lead.objects.get(pk=lead.pk).score for lead in (held, free)] == [60, 60]
     assert not rescore_pending(held) and not rescore_pending(free)

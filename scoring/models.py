@@ -210,9 +210,21 @@ class RescoreRun(models.Model):
     def __str__(self):
         return f"{self.reason} ({self.get_status_display()})"
 
+    # A run over every lead of a table this large starts from PostgreSQL's estimate of the number
+    # of leads (counting them cost up to a second); the total is exact once the run is done.
+    ESTIMATED_FROM = 100_000
+
     @property
     def percent(self) -> int:
         return 100 if not self.total else min(100, round(100 * self.done / self.total))
+
+    @property
+    def total_is_estimate(self) -> bool:
+        return (
+            self.status in (self.Status.QUEUED, self.Status.RUNNING)
+            and self.scope in (edit_scope.FULL, edit_scope.FIT)
+            and self.total >= self.ESTIMATED_FROM
+        )
 
 
 class RescoreRequest(models.Model):

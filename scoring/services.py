@@ -535,7 +535,7 @@ class _Chunks:
         self.stopped = True
 
 
-ESTIMATE_FROM = 100_000  # leads: below this, count them exactly
+ESTIMATE_FROM = RescoreRun.ESTIMATED_FROM  # leads: below this, count them exactly
 
 
 def _number_of(candidates) -> int:

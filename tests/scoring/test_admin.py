@@ -457,6 +457,19 @@ def test_the_progress_page_stops_refreshing_when_done(client_for, marketer, draf
     assert "10 / 10 (100%)" in body
 
 
+def test_the_progress_of_a_run_over_a_large_table_says_its_total_is_an_estimate_until_done(
+    client_for, marketer, draft
+):
+    """With 100,000 leads or more a run starts from the database's estimate of their number."""
+    run = RescoreRun.objects.create(model=draft, reason="published Draft v1", status="running", total=150_000, done=30_000)
+    url = reverse("admin:scoring_rescorerun_progress", args=[run.pk])
+
+    assert "30000 / about 150000 (20%)" in text(client_for(marketer).get(url))
+
+    RescoreRun.objects.filter(pk=run.pk).update(status="done", total=150_012, done=150_012)
+    assert "150012 / 150012 (100%)" in text(client_for(marketer).get(url))
+
+
 def test_the_rescore_list_is_readable_by_marketers(client_for, marketer, draft):
     RescoreRun.objects.create(model=draft, reason="published Draft v1")
 

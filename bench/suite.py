@@ -394,7 +394,7 @@ def _late_probes(conn: psycopg.Connection, late: list) -> list[dict]:
     seen = []
     for probe in late:
         row = conn.execute(
-            "SELECT i.lead_id, i.occurred_at, i.received_at, l.scored_at, "
+            "SELECT i.lead_id, i.received_at, l.scored_at, "
             "(SELECT count(*) FROM scoring_rescorerequest r WHERE r.lead_id = i.lead_id), "
             "(SELECT min(requested_at) FROM scoring_rescorerequest r WHERE r.lead_id = i.lead_id), now() "
             "FROM leads_interaction i JOIN leads_lead l ON l.id = i.lead_id WHERE i.external_id = %s",
@@ -404,11 +404,11 @@ def _late_probes(conn: psycopg.Connection, late: list) -> list[dict]:
         if row is None:
             seen.append({"external_id": probe.external_id, "stored": False})
             continue
-        lead_id, occurred, created, scored_at, pending, oldest, now = row
+        lead_id, received, scored_at, pending, oldest, now = row
         seen.append({
             "external_id": probe.external_id, "stored": True, "lead_id": lead_id,
-            "created_s_ago": round((now - created).total_seconds(), 2) if created else None,
-            "scored_s_after_created": round((scored_at - created).total_seconds(), 2) if scored_at and created else None,
+            "received_s_ago": round((now - received).total_seconds(), 2),
+            "scored_s_after_received": round((scored_at - received).total_seconds(), 2) if scored_at else None,
             "pending_requests": pending,
             "oldest_request_s_ago": round((now - oldest).total_seconds(), 2) if oldest else None,
         })

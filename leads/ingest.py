@@ -270,12 +270,12 @@ def _insert_interactions(
                for name in ("lead", "kind", "occurred_at", "properties", "external_id", "received_at")]
     json_placeholder = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
     row_sql = f"(%s, %s, %s, {json_placeholder}, %s, %s)"
-    adapt = connection.ops.adapt_datetimefield_value
-    received_at = adapt(now)
     # Sorted by key: concurrent batches take the unique-index locks in the same order (no deadlock).
     items = sorted(items, key=lambda i: i.external_id)
     if connection.vendor == "postgresql":
         return _insert_interaction_arrays(items, columns, lead_ids=lead_ids, kinds=kinds, now=now)
+    adapt = connection.ops.adapt_datetimefield_value
+    received_at = adapt(now)
     rows = [
         (lead_ids[item.email], kinds[item.kind], adapt(item.occurred_at),
          json.dumps(item.properties or {}), item.external_id, received_at)

@@ -20,8 +20,8 @@ Concurrency rules (PostgreSQL; SQLite serialises writers anyway):
 import logging
 import math
 import threading
-from collections import deque
 import time
+from collections import deque
 from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -216,9 +216,10 @@ def _apply(
 
 def _promote_many(compiled: _Compiled, qualifying: list, now: datetime | None = None) -> int:
     """Promote leads (already locked, scores written) whose new score qualifies, as of `now`
-    (default: the current time): `qualifying` is (lead id, score, breakdown) triples. The recycled-lead rule is checked for all of them in one
-    query, and the state machine promotes them together (`leads_promote_to_mql`: a handoff and an
-    audit row each, a constant number of statements)."""
+    (default: the current time): `qualifying` is (lead id, score, breakdown) triples. The
+    recycled-lead rule is checked for all of them in one query, and the state machine promotes them
+    together (`leads_promote_to_mql`: a handoff and an audit row each, a constant number of
+    statements)."""
     now = now or timezone.now()
     leads = Lead.objects.in_bulk([lead_id for lead_id, _, _ in qualifying])
     recycled = [lead.pk for lead in leads.values() if lead.stage == "recycled"]
@@ -535,9 +536,6 @@ class _Chunks:
         self.stopped = True
 
 
-ESTIMATE_FROM = RescoreRun.ESTIMATED_FROM  # leads: below this, count them exactly
-
-
 def _number_of(candidates) -> int:
     """How many leads `candidates` holds: for all the leads of a large table, PostgreSQL's estimate
     (a count of a million rows costs up to a second); otherwise the count."""
@@ -545,7 +543,7 @@ def _number_of(candidates) -> int:
         with connection.cursor() as cursor:
             cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [Lead._meta.db_table])
             estimate = cursor.fetchone()[0]
-        if estimate >= ESTIMATE_FROM:
+        if estimate >= RescoreRun.ESTIMATED_FROM:
             return round(estimate)
     return candidates.count()
 

@@ -353,10 +353,10 @@ def _build(
     spec: engine.ModelSpec, kind_ids: dict[str, int], now: datetime, q: _Params, *, refit: bool = False,
     whole_range: bool = False, pick: list[engine.FitRuleSpec] | None = None,
 ) -> str:
-    """Two CTEs, `beh` and `res`: one row of `res` per lead in %(ids)s with its new score,
-    fit_score, engagement_score, breakdown (jsonb), engagement total `eng_t` and its bound `err`,
-    whether they differ from the stored values (`differs`), whether it `qualifies`, and `python`
-    (SQL cannot vouch for the engine's result).
+    """CTEs `beh` (and `behp`, for rules with a property condition) and `res`: one row of `res`
+    per lead in %(ids)s with its new score, fit_score, engagement_score, breakdown (jsonb),
+    engagement total `eng_t` and its bound `err`, whether they differ from the stored values
+    (`differs`), whether it `qualifies`, and `python` (SQL cannot vouch for the engine's result).
 
     whole_range: %(ids)s are all the leads with ids in [%(lo)s, %(hi)s] (no need to test each id
     against a 10,000-element array: a tenth of a chunk's time).
@@ -529,16 +529,18 @@ def _build(
         checks += [safe(f"c{j}") if j in decayed else f"abs(c{j}) < {SAFE_LIMIT}" for j in range(len(behavior))]
         stale = ""
     if refit:
-        c2, refit_breakdown = _refit_breakdown(spec, behavior, c, q)
-    c2 = c2 if refit else (
-        "SELECT c.*"
-        + "".join(f", (abs(r{j}) * 100)::bigint AS h{j}, r{j}::text AS t{j}" for j in range(len(behavior)))
-        + f" FROM ({c}) c OFFSET 0"
-    )
+        c2, breakdown = _refit_breakdown(spec, behavior, c, q)
+    else:
+        c2 = (
+            "SELECT c.*"
+            + "".join(f", (abs(r{j}) * 100)::bigint AS h{j}, r{j}::text AS t{j}" for j in range(len(behavior)))
+            + f" FROM ({c}) c OFFSET 0"
+        )
+        breakdown = _breakdown_sql(spec, behavior, q)
     d = (
         f"SELECT {kept}, {rounded('score_t')} AS new_score, {rounded('fit_t')} AS new_fit, "
         f"{'old_eng' if refit else rounded('eng_t')} AS new_eng, eng_t, err, "
-        f"{refit_breakdown if refit else _breakdown_sql(spec, behavior, q)} AS new_breakdown, "
+        f"{breakdown} AS new_breakdown, "
         f"({stale}lead_unknown OR property_unknown OR NOT ({' AND '.join(checks)})) AS python "
         f"FROM ({c2}) c OFFSET 0"
     )
@@ -554,7 +556,7 @@ def _build(
     return f"{beh},\n{res}"
 
 
-BEHAVIOR_ENTRIES = '$[*] ? (@.type == "behavior")'
+_BEHAVIOR_ENTRIES = '$[*] ? (@.type == "behavior")'
 
 
 def _refit_levels(
@@ -572,7 +574,7 @@ def _refit_levels(
         f"SELECT {', '.join('a.' + c for c in kept.split(', '))}, a.lead_unknown, false AS property_unknown, "
         "a.old_total, a.old_error, jsonb_typeof(a.old_breakdown) = 'array' AS is_list, "
         f"{', '.join(cols) or '0 AS nothing'}, "
-        f"jsonb_path_query_array({listed}, {q(BEHAVIOR_ENTRIES, 'jsonpath')}) AS beh_list, "
+        f"jsonb_path_query_array({listed}, {q(_BEHAVIOR_ENTRIES, 'jsonpath')}) AS beh_list, "
         f"jsonb_path_exists({listed}, {q(odd, 'jsonpath')}) AS odd_entry FROM ({a}) a OFFSET 0"
     )
     magnitude = " + ".join(f"abs({x})" for x in fit_names) or "0"

@@ -760,7 +760,7 @@ def test_a_run_over_a_large_table_shows_the_estimate_while_it_runs_and_the_count
     a large table starts from PostgreSQL's estimate, and ends with the exact number it did."""
     from scoring import bulk
 
-    monkeypatch.setattr(services, "ESTIMATE_FROM", 1)
+    monkeypatch.setattr(RescoreRun, "ESTIMATED_FROM", 1)
     for _ in range(3):
         LeadFactory()
     with connection.cursor() as cursor:

@@ -32,6 +32,7 @@ from scoring import services as scoring_services
 
 from .models import ApiToken, Campaign, Interaction, InteractionKind, Lead
 from .schemas import MAX_ITEMS, READ_ONLY_LEAD_FIELDS, InteractionIn, LeadFields, LeadUpsertIn
+from .sqlparams import json_array
 
 MAX_ITEM_BYTES = 32 * 1024
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -252,7 +253,9 @@ def _stored_external_ids(keys: list[str]) -> set[str]:
         meta = Interaction._meta
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT external_id FROM {meta.db_table} WHERE external_id = ANY(%s::text[])", [keys]
+                f"SELECT external_id FROM {meta.db_table} "
+                "WHERE external_id = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))",
+                [json_array(keys)],
             )
             return {row[0] for row in cursor.fetchall()}
     for chunk in _chunks(keys, _max_params()):
@@ -382,8 +385,8 @@ def _lead_ids_by_email(emails: Sequence[str]) -> dict[str, int]:
             cursor.execute(
                 f"SELECT wanted.email, (SELECT known.{qn(Lead._meta.pk.column)} FROM {table} known "
                 f"WHERE lower(known.{email_col}) = lower(wanted.email)) "
-                f"FROM unnest(%s::text[]) AS wanted (email)",
-                [list(emails)],
+                f"FROM jsonb_array_elements_text(%s::jsonb) AS wanted (email)",
+                [json_array(emails)],
             )
             return {email: lead_id for email, lead_id in cursor.fetchall() if lead_id is not None}
         for chunk in _chunks(list(emails), _max_params()):

@@ -515,7 +515,8 @@ class RescoreRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Progress")
     def progress(self, obj):
-        return f"{obj.done}/{obj.total} ({obj.percent}%)"
+        about = "about " if obj.total_is_estimate else ""
+        return f"{obj.done:,}/{about}{obj.total:,} ({obj.percent}%)"
 
     @admin.display(description="")
     def progress_link(self, obj):

@@ -22,6 +22,7 @@ from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from leads.models import Interaction, Lead
+from leads.sqlparams import bigint_array
 
 from . import engine, rescore_requests, sqlscore
 
@@ -183,7 +184,7 @@ def lock(lead_ids: list[int]) -> list[int]:
         cursor.execute(
             f"SELECT id FROM {Lead._meta.db_table} WHERE id = ANY(%s::bigint[]) ORDER BY id "
             "FOR NO KEY UPDATE SKIP LOCKED",
-            [sorted(lead_ids)],
+            [bigint_array(sorted(lead_ids))],
         )
         return [row[0] for row in cursor.fetchall()]
 

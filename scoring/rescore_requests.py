@@ -8,6 +8,8 @@ from datetime import datetime
 
 from django.db import connection
 
+from leads.sqlparams import bigint_array
+
 from .models import RescoreRequest
 
 BATCH = 1000  # ids per DELETE statement
@@ -20,7 +22,7 @@ def add(lead_ids: Collection[int], now: datetime) -> None:
             cursor.execute(
                 f"INSERT INTO {RescoreRequest._meta.db_table} (lead_id, requested_at) "
                 "SELECT unnest(%s::bigint[]), %s",
-                [list(lead_ids), now],
+                [bigint_array(lead_ids), now],
             )
         return
     RescoreRequest.objects.bulk_create([RescoreRequest(lead_id=lead_id, requested_at=now) for lead_id in lead_ids])
@@ -34,7 +36,7 @@ def pending(lead_ids: Collection[int]) -> dict[int, list[int]]:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT id, lead_id FROM {RescoreRequest._meta.db_table} WHERE lead_id = ANY(%s::bigint[])",
-                [list(lead_ids)],
+                [bigint_array(lead_ids)],
             )
             rows = cursor.fetchall()
     else:
@@ -59,7 +61,7 @@ def forget(read: dict[int, list[int]], lead_ids: Iterable[int]) -> None:
                 cursor.execute(
                     f"DELETE FROM {table} WHERE id IN "
                     f"(SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) FOR UPDATE SKIP LOCKED)",
-                    [batch],
+                    [bigint_array(batch)],
                 )
         else:
             RescoreRequest.objects.filter(pk__in=batch).delete()

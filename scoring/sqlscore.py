@@ -52,6 +52,7 @@ from functools import cache
 from django.db import connection, transaction
 
 from leads.models import Interaction, Lead
+from leads.sqlparams import bigint_array
 
 from . import engine, rules
 
@@ -678,7 +679,7 @@ def _tiebreak_ranks(spec: engine.ModelSpec, behavior) -> dict[tuple[str, int], i
 
 
 def _params(q: _Params, lead_ids, lo: int, hi: int) -> _Params:
-    q["ids"] = list(lead_ids)
+    q["ids"] = bigint_array(lead_ids)
     q["lo"], q["hi"] = lo, hi
     return q
 
@@ -768,10 +769,10 @@ def rescore(
     q = _Params()
     ctes = _build(spec, kind_ids, now, q, whole_range=whole_range)
     _params(q, lead_ids, min(lead_ids), max(lead_ids))
-    q["must_write"] = sorted(must_write)
+    q["must_write"] = bigint_array(sorted(must_write))
     q["scored_at"] = scored_at
     q["basis"] = basis
-    q["positive"] = sorted(positive_kinds)
+    q["positive"] = bigint_array(sorted(positive_kinds))
     return _write(
         ctes, q,
         "engagement_score = res.new_eng, engagement_total = res.eng_t, engagement_error = res.err, "
@@ -803,7 +804,7 @@ def refit(
     res = _build(spec, kind_ids, datetime.now(UTC), q, refit=True, whole_range=whole_range)
     _params(q, lead_ids, min(lead_ids), max(lead_ids))
     q["basis"] = basis
-    q["positive"] = sorted(positive_kinds)
+    q["positive"] = bigint_array(sorted(positive_kinds))
     return _write(res, q, "", "res.differs", whole_range=whole_range)
 
 
@@ -820,7 +821,7 @@ def refit_changed(
         raise Unsupported(reason)
     q = _Params()
     ctes = _build(spec, kind_ids, datetime.now(UTC), q, refit=True, whole_range=True, pick=changed_fit_rules)
-    q["lo"], q["hi"], q["basis"], q["positive"] = lo, hi, basis, sorted(positive_kinds)
+    q["lo"], q["hi"], q["basis"], q["positive"] = lo, hi, basis, bigint_array(sorted(positive_kinds))
     extra = (
         ", array(SELECT id FROM picked WHERE wanted EXCEPT SELECT id FROM res ORDER BY 1), "
         "(SELECT count(*) FROM picked)"

@@ -464,10 +464,12 @@ def test_the_progress_of_a_run_over_a_large_table_says_its_total_is_an_estimate_
     run = RescoreRun.objects.create(model=draft, reason="published Draft v1", status="running", total=150_000, done=30_000)
     url = reverse("admin:scoring_rescorerun_progress", args=[run.pk])
 
-    assert "30000 / about 150000 (20%)" in text(client_for(marketer).get(url))
+    client = client_for(marketer)
+    assert "30,000 / about 150,000 (20%)" in text(client.get(url))
+    assert "30,000/about 150,000 (20%)" in text(client.get(reverse("admin:scoring_rescorerun_changelist")))
 
     RescoreRun.objects.filter(pk=run.pk).update(status="done", total=150_012, done=150_012)
-    assert "150012 / 150012 (100%)" in text(client_for(marketer).get(url))
+    assert "150,012 / 150,012 (100%)" in text(client.get(url))
 
 
 def test_the_rescore_list_is_readable_by_marketers(client_for, marketer, draft):

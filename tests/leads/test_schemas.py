@@ -49,6 +49,8 @@ def test_addresses_django_accepts_by_its_special_cases_are_accepted(address):
     assert _api_accepts(address)
 
 
-@pytest.mark.parametrize("address", ["ann@[999.0.0.1]", "ann@-acme.example", "ann..b@acme.example", "ann@acme"])
+@pytest.mark.parametrize(
+    "address", ["ann@[999.0.0.1]", "ann@-acme.example", "ann..b@acme.example", "ann@acme"]
+)
 def test_malformed_addresses_are_refused(address):
     assert not _api_accepts(address)

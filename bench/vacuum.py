@@ -11,8 +11,8 @@ def stand_in_for_autovacuum(conn, notes: list[str]) -> None:
     """This machine's PostgreSQL runs with autovacuum off (a setting of the machine, not the app).
     Without it every rescore run leaves a million dead lead rows and clears the visibility map, so
     each metric would pay for the previous one's garbage. A deployment vacuums automatically; here
-    the harness runs VACUUM ANALYZE on the app's busiest tables before each group (and between the
-    full-rescore and single-rule-edit measurements, which each rewrite lead rows), and says so."""
+    the harness runs VACUUM ANALYZE on the app's busiest tables before each group, after each
+    rescore run before its SQL floor is timed, and says so."""
     if conn.execute("SHOW autovacuum").fetchone()[0] == "on":
         conn.rollback()
         return
@@ -27,7 +27,7 @@ def stand_in_for_autovacuum(conn, notes: list[str]) -> None:
         conn.autocommit = autocommit
     note = (
         "autovacuum is off on this server: VACUUM ANALYZE of the busiest tables before each group "
-        "(and before the single-rule edit) stands in for it"
+        "(and after each rescore run, before its SQL floor) stands in for it"
     )
     if note not in notes:
         notes.append(note)

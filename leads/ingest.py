@@ -36,6 +36,7 @@ from .sqlparams import json_array
 
 MAX_ITEM_BYTES = 32 * 1024
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
+RESCORE_AFTER_DUE = timedelta(seconds=1)  # margin for the worker's clock
 
 # A NUL character, escaped as JSON writes it (\u0000 preceded by an even run of backslashes).
 # PostgreSQL refuses NUL in text and jsonb, so it is refused everywhere, up front.
@@ -126,7 +127,17 @@ def interactions_ingest(*, payload: Any) -> IngestResult:
         rescore = tuple(sorted({lead_id for _, lead_id in inserted}))
         if rescore:
             scoring_services.leads_request_rescore(lead_ids=list(rescore))
+            _rescore_again_when_due(fresh, lead_ids, now)
     return IngestResult(accepted=len(inserted), duplicates=len(items) - len(inserted), lead_ids=rescore)
+
+
+def _rescore_again_when_due(items: list[InteractionIn], lead_ids: dict[str, int], now) -> None:
+    """Items dated ahead of `now` (clock skew the API tolerates) count from their time on: their
+    leads are rescored again just after the latest of them."""
+    ahead = [item for item in items if item.occurred_at > now]
+    if ahead:
+        when = max(item.occurred_at for item in ahead) + RESCORE_AFTER_DUE
+        scoring_services.leads_request_rescore_at(lead_ids={lead_ids[i.email] for i in ahead}, when=when)
 
 
 def _items(payload: Any) -> list:

@@ -394,6 +394,12 @@ def _enqueue_rescore(lead_ids):
     enqueue_rescore(lead_ids)
 
 
+def _enqueue_rescore_at(lead_ids, when):
+    from .tasks import enqueue_rescore_request_at
+
+    enqueue_rescore_request_at(lead_ids, when)
+
+
 def _lock_scored_at(lead_ids: list[int]):
     """Lock the leads (in id order, like every writer) and return (id, scored_at) pairs."""
     qs = Lead.objects.filter(pk__in=lead_ids).order_by("pk")
@@ -410,6 +416,17 @@ def leads_request_rescore(*, lead_ids: Collection[int]) -> None:
         return
     rescore_requests.add(ids, timezone.now())
     transaction.on_commit(partial(_enqueue_rescore, ids))
+
+
+def leads_request_rescore_at(*, lead_ids: Collection[int], when: datetime) -> None:
+    """Ask for these leads to be rescored again at `when`, once the caller's transaction commits.
+
+    For interactions dated ahead of the clock (the API allows a few minutes of skew): scoring counts
+    an interaction from its time on, so the rescore its arrival triggers leaves it out, and without
+    this nothing would rescore its lead before its next interaction or the hourly decay run."""
+    ids = sorted(set(lead_ids))
+    if ids:
+        transaction.on_commit(partial(_enqueue_rescore_at, ids, when))
 
 
 def rescore_sweep(*, now: datetime | None = None, grace_seconds: int | None = None) -> RescoreOutcome:

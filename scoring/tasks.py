@@ -23,6 +23,11 @@ def rescore_leads(lead_ids):
 
 
 @shared_task(acks_late=True, **RETRY)
+def request_rescore(lead_ids):
+    services.leads_request_rescore(lead_ids=lead_ids)
+
+
+@shared_task(acks_late=True, **RETRY)
 def rescore_sweep():
     services.rescore_sweep()
 
@@ -43,14 +48,14 @@ BROKER_BACKOFF_SECONDS = 5.0
 _broker_down_until = 0.0
 
 
-def _send(task, *args, what: str) -> None:
+def _send(task, *args, what: str, eta=None) -> None:
     """Enqueue, never failing the caller: if the broker is down the sweep picks the work up."""
     global _broker_down_until
     if time.monotonic() < _broker_down_until:
         log.info("broker recently unreachable; leaving %s to the sweep", what)
         return
     try:
-        task.delay(*args)
+        task.apply_async(args, eta=eta)
     except (BrokerError, ConnectionError, OSError) as exc:
         _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
         log.warning("could not enqueue %s (%s); the periodic sweep will catch up", what, exc)
@@ -64,6 +69,12 @@ def _send(task, *args, what: str) -> None:
 
 def enqueue_rescore(lead_ids) -> None:
     _send(rescore_leads, list(lead_ids), what=f"rescore of {len(lead_ids)} lead(s)")
+
+
+def enqueue_rescore_request_at(lead_ids, when) -> None:
+    # Not durable like a request row (a broker outage loses it); the lead's next interaction or the
+    # hourly decay run still rescores it.
+    _send(request_rescore, list(lead_ids), what=f"later rescore of {len(lead_ids)} lead(s)", eta=when)
 
 
 def enqueue_rescore_run(run_id) -> None:

@@ -1,7 +1,7 @@
 """Rescoring with a real Celery worker on a real Redis, driven over HTTP through gunicorn."""
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -77,3 +77,22 @@ def test_with_the_broker_down_posts_succeed_and_the_sweep_rescores_once_it_is_ba
         what="the sweep to rescore every lead after the broker returned",
     )
     assert not Lead.objects.filter(email__in=emails, rescore_requests__isnull=False).exists()
+
+
+def test_an_interaction_dated_seconds_ahead_counts_once_its_time_comes(stack, setup):
+    """Senders' clocks run a little fast (the API allows 5 minutes): scoring counts an interaction
+    from its time on, so its lead is rescored again then, not at its next interaction."""
+    ahead = datetime.now(UTC) + timedelta(seconds=3)
+    item = {**interaction(1, "ahead@int.example", job_title="VP Sales"), "occurred_at": ahead.isoformat()}
+    assert stack.post("/api/v1/interactions", {"interactions": [item]}, setup)[0] == 202
+
+    def scored(points):
+        def check():
+            code, lead = stack.get("/api/v1/leads/ahead@int.example", token=setup)
+            return code == 200 and lead["scored_at"] and lead["score"] == points and lead
+        return check
+
+    wait_until(scored(20), timeout=10, what="the first rescore (the interaction not yet due)")
+    lead = wait_until(scored(60), timeout=15, what="the rescore when the interaction is due")
+    assert lead["stage"] == "mql"
+    assert {row["label"] for row in lead["breakdown"]} == {"VP title", "Demo request"}

@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from leads.models import ApiToken, Interaction, Lead
 from scoring import services as scoring_services
+from scoring import tasks
+from scoring.models import RescoreRequest
 from tests.leads.factories import (
     ApiTokenFactory,
     CampaignFactory,
@@ -387,6 +389,37 @@ def test_a_future_occurred_at_says_so(client, token):
 def test_a_slightly_future_occurred_at_is_tolerated(client, token):
     soon = (timezone.now() + timedelta(minutes=4)).isoformat()
     assert post(client, INTERACTIONS, item(1, occurred_at=soon)).status_code == 202
+
+
+def test_interactions_dated_ahead_have_their_leads_rescored_again_when_the_latest_is_due(
+    client, token, monkeypatch, django_capture_on_commit_callbacks
+):
+    scheduled = []
+    monkeypatch.setattr(
+        tasks.request_rescore, "apply_async", lambda args, eta=None: scheduled.append((args, eta))
+    )
+    now = timezone.now()
+    batch = [
+        item(1, occurred_at=(now + timedelta(minutes=2)).isoformat()),
+        item(2, occurred_at=(now + timedelta(minutes=3)).isoformat()),
+        item(3),
+    ]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(client, INTERACTIONS, {"interactions": batch}).status_code == 202
+
+    ahead = Lead.objects.filter(email__in=["person1@example.com", "person2@example.com"])
+    assert scheduled == [((sorted(lead.pk for lead in ahead),), now + timedelta(minutes=3, seconds=1))]
+
+
+def test_the_later_rescore_flags_the_leads_for_rescoring(db, django_capture_on_commit_callbacks):
+    lead = LeadFactory()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        tasks.request_rescore.apply(args=[[lead.pk]])
+
+    assert RescoreRequest.objects.filter(lead=lead).exists()
+    assert len(callbacks) == 1  # the rescore task, sent once that commits
 
 
 def test_it_lists_every_problem_of_every_item(client, token):

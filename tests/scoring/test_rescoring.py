@@ -110,7 +110,7 @@ def test_with_the_broker_down_the_request_succeeds_and_the_sweep_catches_up(mode
     def broker_down(*args, **kwargs):
         raise BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.rescore_leads, "delay", broker_down)
+    monkeypatch.setattr(tasks.rescore_leads, "apply_async", broker_down)
     lead = LeadFactory(job_title="VP Sales")
     interact(lead, "pricing_page_view")
 
@@ -354,7 +354,7 @@ def test_after_a_failed_publish_enqueueing_backs_off_for_a_few_seconds(monkeypat
         calls.append(args)
         raise BrokerError("Connection refused")
 
-    monkeypatch.setattr(tasks.rescore_leads, "delay", broker_down)
+    monkeypatch.setattr(tasks.rescore_leads, "apply_async", broker_down)
     clock = [1000.0]
     monkeypatch.setattr(tasks.time, "monotonic", lambda: clock[0])
 

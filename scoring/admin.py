@@ -494,8 +494,8 @@ class RescoreRunAdmin(admin.ModelAdmin):
         "reason",
         "status",
         "progress",
-        "changed",
-        "promoted",
+        "changed_count",
+        "promoted_count",
         "started_at",
         "finished_at",
         "progress_link",
@@ -517,6 +517,14 @@ class RescoreRunAdmin(admin.ModelAdmin):
     def progress(self, obj):
         about = "about " if obj.total_is_estimate else ""
         return f"{obj.done:,}/{about}{obj.total:,} ({obj.percent}%)"
+
+    @admin.display(description="Changed", ordering="changed")
+    def changed_count(self, obj):
+        return f"{obj.changed:,}"
+
+    @admin.display(description="Promoted", ordering="promoted")
+    def promoted_count(self, obj):
+        return f"{obj.promoted:,}"
 
     @admin.display(description="")
     def progress_link(self, obj):

@@ -461,12 +461,15 @@ def test_the_progress_of_a_run_over_a_large_table_says_its_total_is_an_estimate_
     client_for, marketer, draft
 ):
     """With 100,000 leads or more a run starts from the database's estimate of their number."""
-    run = RescoreRun.objects.create(model=draft, reason="published Draft v1", status="running", total=150_000, done=30_000)
+    run = RescoreRun.objects.create(
+        model=draft, reason="published Draft v1", status="running", total=150_000, done=30_000, changed=29_500
+    )
     url = reverse("admin:scoring_rescorerun_progress", args=[run.pk])
 
     client = client_for(marketer)
     assert "30,000 / about 150,000 (20%)" in text(client.get(url))
-    assert "30,000/about 150,000 (20%)" in text(client.get(reverse("admin:scoring_rescorerun_changelist")))
+    listed = text(client.get(reverse("admin:scoring_rescorerun_changelist")))
+    assert "30,000/about 150,000 (20%)" in listed and "29,500" in listed
 
     RescoreRun.objects.filter(pk=run.pk).update(status="done", total=150_012, done=150_012)
     assert "150,012 / 150,012 (100%)" in text(client.get(url))

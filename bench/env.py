@@ -110,14 +110,20 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _mem_gib() -> float | None:
+def _mem_gib(field: str = "MemTotal") -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
+            if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
     return None
+
+
+def page_cache_gib() -> float | None:
+    """The OS page cache now. This VM's host takes unused memory back, so the cache can hold less
+    than the database even with most of the memory free: then the run reads from disk."""
+    return _mem_gib("Cached")
 
 
 def code_revision() -> dict:

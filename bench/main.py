@@ -16,6 +16,7 @@ from . import datagen, env, report, scales, suite
 from .load import IngestPool
 from .metrics import TARGETS, Metric
 from .processes import Redis, Stack
+from .cache import warm_page_cache
 from .vacuum import stand_in_for_autovacuum
 
 ORDER = ("pages", "reports", "rescore", "ingest", "freshness")  # read-only first, data-changing last
@@ -161,6 +162,7 @@ def run_scale(
         ctx.settle()
         for group in groups:
             stand_in_for_autovacuum(conn, notes)
+            warm_page_cache(conn, notes)
             print(f"  · {group} …", flush=True)
             started = time.perf_counter()
             try:
@@ -292,12 +294,15 @@ def main(argv=None) -> int:
     metrics.update(growth(per_scale, sequence))
     with psycopg.connect(env.dsn()) as conn:
         pg_version = conn.execute("SELECT version()").fetchone()[0]
+        database_bytes = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
     machine = env.machine(pg_version)
     machine["noise"] = {
         "idle_cpu_busy_pct": idle,
         "load_before": load_before,
         "load_after": env.loadavg(),
         "wall_s": round(time.perf_counter() - started),
+        "database_gib": round(database_bytes / 2**30, 1),
+        "page_cache_gib_at_end": env.page_cache_gib(),
     }
     path = report.write(scale.name, machine, metrics, notes, full=not args.only)
     print("\n" + report.table_text(metrics))

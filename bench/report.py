@@ -88,7 +88,9 @@ def markdown(scale: str, machine: dict, metrics: dict[str, Metric], notes: list[
         f"sources {machine.get('code', {}).get('source_digest')}.",
         f"Noise: load average {noise.get('load_before', '?')} before, {noise.get('load_after', '?')} after; "
         f"CPU {noise.get('idle_cpu_busy_pct', '?')}% busy before the bench started anything (other users of "
-        "the machine); `cv` = coefficient of variation across repeats.",
+        f"the machine); OS page cache {noise.get('page_cache_gib_at_end', '?')} GiB at the end for a "
+        f"{noise.get('database_gib', '?')} GiB database (less means reads from disk); "
+        "`cv` = coefficient of variation across repeats.",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "|".join("---" for _ in HEADER) + "|",

@@ -76,7 +76,10 @@ class Context:
 
 
 def noise(metric: Metric, load_before: float, cpu: env.CpuMeter) -> Metric:
-    metric.extra.update(load_before=load_before, load_after=env.loadavg(), machine_cpu_busy_pct=cpu.stop())
+    metric.extra.update(
+        load_before=load_before, load_after=env.loadavg(), machine_cpu_busy_pct=cpu.stop(),
+        page_cache_gib=env.page_cache_gib(),
+    )
     return metric
 
 

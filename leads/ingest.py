@@ -36,7 +36,6 @@ from .sqlparams import json_array
 
 MAX_ITEM_BYTES = 32 * 1024
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
-RESCORE_AFTER_DUE = timedelta(seconds=1)  # margin for the worker's clock
 
 # A NUL character, escaped as JSON writes it (\u0000 preceded by an even run of backslashes).
 # PostgreSQL refuses NUL in text and jsonb, so it is refused everywhere, up front.
@@ -133,10 +132,10 @@ def interactions_ingest(*, payload: Any) -> IngestResult:
 
 def _rescore_again_when_due(items: list[InteractionIn], lead_ids: dict[str, int], now) -> None:
     """Items dated ahead of `now` (clock skew the API tolerates) count from their time on: their
-    leads are rescored again just after the latest of them."""
+    leads are rescored again once the latest of them is due."""
     ahead = [item for item in items if item.occurred_at > now]
     if ahead:
-        when = max(item.occurred_at for item in ahead) + RESCORE_AFTER_DUE
+        when = max(item.occurred_at for item in ahead)
         scoring_services.leads_request_rescore_at(lead_ids={lead_ids[i.email] for i in ahead}, when=when)
 
 

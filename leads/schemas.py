@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import EmailValidator, validate_email
-from django.utils import timezone
 from ninja import Schema
 from pydantic import (
     AfterValidator,

@@ -234,7 +234,8 @@ class RescoreRequest(models.Model):
     batch of interactions never waits for a rescore (or another batch) holding the same leads. A
     rescore deletes exactly the requests it read before reading the lead's data, so a request is
     only ever removed by a rescore that saw what it was about. The sweep rescores leads whose
-    requests are older than a grace period: a lost task never leaves a lead stale."""
+    requests are older than a grace period: a lost task never leaves a lead stale. A request whose
+    `requested_at` is ahead is due then (an interaction dated ahead): nothing takes it before."""
 
     lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="rescore_requests")
     requested_at = models.DateTimeField(default=timezone.now)

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from django.db import connection
+from django.utils import timezone
 
 from leads.sqlparams import bigint_array
 
@@ -16,6 +17,8 @@ BATCH = 1000  # ids per DELETE statement
 
 
 def add(lead_ids: Collection[int], now: datetime) -> None:
+    """A request per lead, due at `now` (a later time for an interaction dated ahead: rescores and
+    the sweep leave a request alone until it is due)."""
     if connection.vendor == "postgresql":
         # One array parameter: cheaper than building a model instance per lead (ingest's hot path).
         with connection.cursor() as cursor:
@@ -29,18 +32,23 @@ def add(lead_ids: Collection[int], now: datetime) -> None:
 
 
 def pending(lead_ids: Collection[int]) -> dict[int, list[int]]:
-    """{lead id: ids of its pending requests}, for the leads that have any."""
+    """{lead id: ids of its pending requests that are due}, for the leads that have any. Due by the
+    time of reading, which every caller's scoring time follows."""
     found: dict[int, list[int]] = {}
+    due_by = timezone.now()
     if connection.vendor == "postgresql":
         # One array parameter: a bulk chunk's 10,000 ids as an IN list cost 0.3 s to compile.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT id, lead_id FROM {RescoreRequest._meta.db_table} WHERE lead_id = ANY(%s::bigint[])",
-                [bigint_array(lead_ids)],
+                f"SELECT id, lead_id FROM {RescoreRequest._meta.db_table} "
+                "WHERE lead_id = ANY(%s::bigint[]) AND requested_at <= %s",
+                [bigint_array(lead_ids), due_by],
             )
             rows = cursor.fetchall()
     else:
-        rows = RescoreRequest.objects.filter(lead_id__in=list(lead_ids)).values_list("pk", "lead_id")
+        rows = RescoreRequest.objects.filter(lead_id__in=list(lead_ids), requested_at__lte=due_by).values_list(
+            "pk", "lead_id"
+        )
     for request_id, lead_id in rows:
         found.setdefault(lead_id, []).append(request_id)
     return found

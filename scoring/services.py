@@ -295,6 +295,7 @@ def leads_rescore_requested(*, lead_ids: Collection[int]) -> RescoreOutcome:
 
 
 BACKLOG_AGE = timedelta(seconds=1)
+DUE_MARGIN = timedelta(seconds=1)  # a task for a request due at t runs at t + this (workers' clocks)
 BACKLOG_BUDGET_SECONDS = 2.0
 
 
@@ -395,9 +396,9 @@ def _enqueue_rescore(lead_ids):
 
 
 def _enqueue_rescore_at(lead_ids, when):
-    from .tasks import enqueue_rescore_request_at
+    from .tasks import enqueue_rescore_at
 
-    enqueue_rescore_request_at(lead_ids, when)
+    enqueue_rescore_at(lead_ids, when)
 
 
 def _lock_scored_at(lead_ids: list[int]):
@@ -419,14 +420,18 @@ def leads_request_rescore(*, lead_ids: Collection[int]) -> None:
 
 
 def leads_request_rescore_at(*, lead_ids: Collection[int], when: datetime) -> None:
-    """Ask for these leads to be rescored again at `when`, once the caller's transaction commits.
+    """Ask for these leads to be rescored at `when`, a time ahead: a request row each, due then,
+    and a task for just after it once the caller's transaction commits.
 
     For interactions dated ahead of the clock (the API allows a few minutes of skew): scoring counts
     an interaction from its time on, so the rescore its arrival triggers leaves it out, and without
-    this nothing would rescore its lead before its next interaction or the hourly decay run."""
+    this nothing would rescore its lead before its next interaction or the hourly decay run. The
+    request is what makes it durable: rescores leave it alone until it is due, and if the task is
+    lost the sweep takes it up a grace period later."""
     ids = sorted(set(lead_ids))
     if ids:
-        transaction.on_commit(partial(_enqueue_rescore_at, ids, when))
+        rescore_requests.add(ids, when)
+        transaction.on_commit(partial(_enqueue_rescore_at, ids, when + DUE_MARGIN))
 
 
 def rescore_sweep(*, now: datetime | None = None, grace_seconds: int | None = None) -> RescoreOutcome:

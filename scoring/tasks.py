@@ -23,11 +23,6 @@ def rescore_leads(lead_ids):
 
 
 @shared_task(acks_late=True, **RETRY)
-def request_rescore(lead_ids):
-    services.leads_request_rescore(lead_ids=lead_ids)
-
-
-@shared_task(acks_late=True, **RETRY)
 def rescore_sweep():
     services.rescore_sweep()
 
@@ -71,10 +66,9 @@ def enqueue_rescore(lead_ids) -> None:
     _send(rescore_leads, list(lead_ids), what=f"rescore of {len(lead_ids)} lead(s)")
 
 
-def enqueue_rescore_request_at(lead_ids, when) -> None:
-    # Not durable like a request row (a broker outage loses it); the lead's next interaction or the
-    # hourly decay run still rescores it.
-    _send(request_rescore, list(lead_ids), what=f"later rescore of {len(lead_ids)} lead(s)", eta=when)
+def enqueue_rescore_at(lead_ids, when) -> None:
+    """For requests due at a later time: the task waits in the worker until `when`."""
+    _send(rescore_leads, list(lead_ids), what=f"rescore of {len(lead_ids)} lead(s) at {when:%H:%M:%S}", eta=when)
 
 
 def enqueue_rescore_run(run_id) -> None:

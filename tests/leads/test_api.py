@@ -395,9 +395,7 @@ def test_interactions_dated_ahead_have_their_leads_rescored_again_when_the_lates
     client, token, monkeypatch, django_capture_on_commit_callbacks
 ):
     scheduled = []
-    monkeypatch.setattr(
-        tasks.request_rescore, "apply_async", lambda args, eta=None: scheduled.append((args, eta))
-    )
+    monkeypatch.setattr(tasks.rescore_leads, "apply_async", lambda args, eta=None: scheduled.append((args, eta)))
     now = timezone.now()
     batch = [
         item(1, occurred_at=(now + timedelta(minutes=2)).isoformat()),
@@ -408,18 +406,15 @@ def test_interactions_dated_ahead_have_their_leads_rescored_again_when_the_lates
     with django_capture_on_commit_callbacks(execute=True):
         assert post(client, INTERACTIONS, {"interactions": batch}).status_code == 202
 
-    ahead = Lead.objects.filter(email__in=["person1@example.com", "person2@example.com"])
-    assert scheduled == [((sorted(lead.pk for lead in ahead),), now + timedelta(minutes=3, seconds=1))]
-
-
-def test_the_later_rescore_flags_the_leads_for_rescoring(db, django_capture_on_commit_callbacks):
-    lead = LeadFactory()
-
-    with django_capture_on_commit_callbacks() as callbacks:
-        tasks.request_rescore.apply(args=[[lead.pk]])
-
-    assert RescoreRequest.objects.filter(lead=lead).exists()
-    assert len(callbacks) == 1  # the rescore task, sent once that commits
+    people = ["person1@example.com", "person2@example.com"]
+    ahead = sorted(Lead.objects.filter(email__in=people).values_list("pk", flat=True))
+    due = now + timedelta(minutes=3)
+    # The immediate rescore of all three leads, then one for when the later interactions are due.
+    every = sorted(Lead.objects.values_list("pk", flat=True))
+    assert scheduled == [((every,), None), ((ahead,), due + timedelta(seconds=1))]
+    later = RescoreRequest.objects.filter(requested_at__gt=now + timedelta(minutes=1))
+    later = later.values_list("lead_id", "requested_at")
+    assert sorted(later) == [(pk, due) for pk in ahead]
 
 
 def test_it_lists_every_problem_of_every_item(client, token):

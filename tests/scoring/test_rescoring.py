@@ -9,9 +9,9 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from handoff.models import Handoff, Transition
-from leads.models import Lead
+from leads.models import Interaction, Lead
 from scoring import engine, services, tasks
-from scoring.models import RescoreRun, ScoringModel
+from scoring.models import RescoreRequest, RescoreRun, ScoringModel
 from tests.leads.factories import LeadFactory
 from tests.scoring.builders import flag, interact, leads_locked_elsewhere, make_model, rescore_pending
 
@@ -776,3 +776,30 @@ def test_a_run_over_a_large_table_shows_the_estimate_while_it_runs_and_the_count
     run.refresh_from_db()
     assert seen and set(seen) == {3}
     assert (run.status, run.total, run.done, run.percent) == ("done", 5, 5, 100)
+
+
+@pytest.mark.parametrize("rescore", ["task", "sweep", "backlog drain"])
+def test_a_request_due_later_is_left_alone_until_its_time_then_counts_its_interaction(model, rescore):
+    """What ingest leaves for an interaction dated ahead (the API allows 5 minutes of skew)."""
+    run = {
+        "task": lambda lead: services.leads_rescore_requested(lead_ids=[lead.pk]),
+        "sweep": lambda lead: services.rescore_sweep(grace_seconds=0),
+        "backlog drain": lambda lead: services.rescore_backlog(),
+    }[rescore]
+    lead = LeadFactory(job_title="VP Sales")
+    ahead = timezone.now() + timedelta(minutes=2)
+    interact(lead, "demo_request")
+    Interaction.objects.filter(lead=lead).update(occurred_at=ahead)
+    flag(lead, at=ahead)
+
+    run(lead)
+    lead.refresh_from_db()
+    assert lead.scored_at is None and rescore_pending(lead)
+
+    # Two minutes later (the interaction and its request moved back instead of the clock forward):
+    past = timezone.now() - timedelta(seconds=5)
+    Interaction.objects.filter(lead=lead).update(occurred_at=past)
+    RescoreRequest.objects.filter(lead=lead).update(requested_at=past)
+    run(lead)
+    lead.refresh_from_db()
+    assert (lead.score, lead.stage, rescore_pending(lead)) == (60, "mql", False)

@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.formats import date_format
 from import_export.admin import ImportMixin
 from import_export.formats.base_formats import CSV
 
@@ -76,9 +78,15 @@ class LeadAdmin(ImportMixin, admin.ModelAdmin):
 
     @admin.display(description="Rescore requested")
     def rescore_pending(self, obj):
-        """The oldest pending rescore request, if any (normally gone within a second)."""
+        """The oldest pending rescore request, if any (normally gone within a second; one due ahead
+        waits for an interaction dated ahead, see scoring.RescoreRequest)."""
         oldest = obj.rescore_requests.order_by("requested_at").values_list("requested_at", flat=True).first()
-        return oldest or "—"
+        if oldest is None:
+            return "—"
+        if oldest > timezone.now():
+            when = date_format(timezone.localtime(oldest), "DATETIME_FORMAT")
+            return f"due {when} (an interaction its sender dated ahead counts from then)"
+        return oldest
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

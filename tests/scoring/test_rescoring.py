@@ -803,3 +803,12 @@ def test_a_request_due_later_is_left_alone_until_its_time_then_counts_its_intera
     run(lead)
     lead.refresh_from_db()
     assert (lead.score, lead.stage, rescore_pending(lead)) == (60, "mql", False)
+
+
+def test_the_lead_admin_says_when_a_rescore_due_ahead_is_due(model, marketer, client_for):
+    lead = LeadFactory()
+    flag(lead, at=timezone.now() + timedelta(minutes=3))
+
+    page = client_for(marketer).get(f"/admin/leads/lead/{lead.pk}/change/").content.decode()
+
+    assert "(an interaction its sender dated ahead counts from then)" in page

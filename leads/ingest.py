@@ -135,8 +135,8 @@ def _rescore_again_when_due(items: list[InteractionIn], lead_ids: dict[str, int]
     leads are rescored again once the latest of them is due."""
     ahead = [item for item in items if item.occurred_at > now]
     if ahead:
-        when = max(item.occurred_at for item in ahead)
-        scoring_services.leads_request_rescore_at(lead_ids={lead_ids[i.email] for i in ahead}, when=when)
+        due = max(item.occurred_at for item in ahead)
+        scoring_services.leads_request_rescore(lead_ids={lead_ids[i.email] for i in ahead}, due=due)
 
 
 def _items(payload: Any) -> list:

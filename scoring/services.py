@@ -389,16 +389,10 @@ def _rescore_chunk(
         rescore_requests.forget(pending, [lead.pk for lead in fresh])
 
 
-def _enqueue_rescore(lead_ids):
+def _enqueue_rescore(lead_ids, eta=None):
     from .tasks import enqueue_rescore
 
-    enqueue_rescore(lead_ids)
-
-
-def _enqueue_rescore_at(lead_ids, when):
-    from .tasks import enqueue_rescore_at
-
-    enqueue_rescore_at(lead_ids, when)
+    enqueue_rescore(lead_ids, eta=eta)
 
 
 def _lock_scored_at(lead_ids: list[int]):
@@ -409,29 +403,20 @@ def _lock_scored_at(lead_ids: list[int]):
     return qs.values_list("pk", "scored_at")
 
 
-def leads_request_rescore(*, lead_ids: Collection[int]) -> None:
+def leads_request_rescore(*, lead_ids: Collection[int], due: datetime | None = None) -> None:
     """Ask for these leads to be rescored: a request row each, and a task once the caller's
-    transaction commits. Inserts only: never waits for a lock on the leads."""
+    transaction commits. Inserts only: never waits for a lock on the leads.
+
+    `due`: a time ahead, for interactions dated ahead of the clock (the API allows a few minutes of
+    skew). Scoring counts an interaction from its time on, so the rescore its arrival triggers
+    leaves it out; this request waits until then (rescores leave it alone until it is due), its task
+    runs just after, and if the task is lost the sweep takes the request up a grace period later."""
     ids = sorted(set(lead_ids))
     if not ids:
         return
-    rescore_requests.add(ids, timezone.now())
-    transaction.on_commit(partial(_enqueue_rescore, ids))
-
-
-def leads_request_rescore_at(*, lead_ids: Collection[int], when: datetime) -> None:
-    """Ask for these leads to be rescored at `when`, a time ahead: a request row each, due then,
-    and a task for just after it once the caller's transaction commits.
-
-    For interactions dated ahead of the clock (the API allows a few minutes of skew): scoring counts
-    an interaction from its time on, so the rescore its arrival triggers leaves it out, and without
-    this nothing would rescore its lead before its next interaction or the hourly decay run. The
-    request is what makes it durable: rescores leave it alone until it is due, and if the task is
-    lost the sweep takes it up a grace period later."""
-    ids = sorted(set(lead_ids))
-    if ids:
-        rescore_requests.add(ids, when)
-        transaction.on_commit(partial(_enqueue_rescore_at, ids, when + DUE_MARGIN))
+    rescore_requests.add(ids, due or timezone.now())
+    eta = due + DUE_MARGIN if due else None
+    transaction.on_commit(partial(_enqueue_rescore, ids, eta=eta))
 
 
 def rescore_sweep(*, now: datetime | None = None, grace_seconds: int | None = None) -> RescoreOutcome:

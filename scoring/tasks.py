@@ -62,13 +62,10 @@ def _send(task, *args, what: str, eta=None) -> None:
         log.warning("inline %s failed (%s); the leads stay flagged for the next rescore", what, exc)
 
 
-def enqueue_rescore(lead_ids) -> None:
-    _send(rescore_leads, list(lead_ids), what=f"rescore of {len(lead_ids)} lead(s)")
-
-
-def enqueue_rescore_at(lead_ids, when) -> None:
-    """For requests due at a later time: the task waits in the worker until `when`."""
-    _send(rescore_leads, list(lead_ids), what=f"rescore of {len(lead_ids)} lead(s) at {when:%H:%M:%S}", eta=when)
+def enqueue_rescore(lead_ids, eta=None) -> None:
+    """`eta`: for requests due later, the task waits in the worker until then."""
+    later = f" at {eta:%H:%M:%S}" if eta else ""
+    _send(rescore_leads, list(lead_ids), what=f"rescore of {len(lead_ids)} lead(s){later}", eta=eta)
 
 
 def enqueue_rescore_run(run_id) -> None:
